@@ -1,0 +1,31 @@
+#!/bin/sh
+# Run every test program of each variant given (test, asan, tsan) with a
+# timeout; print a line per test and, last, "N passed, N failed" for CI.
+# A skipped test (exit 77) counts as neither.
+pass=0; fail=0; skip=0; failed=""
+TIMEOUT=${USWAP_TEST_TIMEOUT:-300}
+for v in "$@"; do
+	for t in build/$v/tests/test_*; do
+		[ -x "$t" ] || continue
+		name="$v/$(basename "$t")"
+		log="build/$v/tests/$(basename "$t").log"
+		start=$(date +%s.%N)
+		case $v in
+		asan) env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1 ;;
+		tsan) env TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 USWAP_TEST_SCALE=4 timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1 ;;
+		*) timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1 ;;
+		esac
+		rc=$?
+		secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
+		case $rc in
+		0) pass=$((pass + 1)); printf 'PASS %-40s %6ss\n' "$name" "$secs" ;;
+		77) skip=$((skip + 1)); printf 'SKIP %-40s %s\n' "$name" "$(tail -n 1 "$log")" ;;
+		124|137) fail=$((fail + 1)); failed="$failed $name"; printf 'TIMEOUT %-37s\n' "$name"; tail -n 20 "$log" ;;
+		*) fail=$((fail + 1)); failed="$failed $name"; printf 'FAIL %-40s (exit %d)\n' "$name" "$rc"; tail -n 30 "$log" ;;
+		esac
+	done
+done
+[ -n "$failed" ] && echo "failed:$failed"
+[ "$skip" -gt 0 ] && echo "$skip skipped"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

@@ -1,0 +1,384 @@
+/*
+ * reclaim.c - keeping resident managed memory under the limit.
+ *
+ * Accounting: us->resident counts pages reserved for mapping plus pages
+ * mapped plus pages being evicted.  A fault reserves before it maps
+ * (reserve_pages) and reclaims synchronously when the reservation would
+ * cross the limit; the evictor thread keeps resident between the low and
+ * high watermarks so that faults rarely have to.
+ *
+ * Policy: a clock over all regions with a 2-bit age per page (GCLOCK).
+ * What user space can observe on a stock kernel sets the ages: a fault that
+ * brings a page in (age 1), a refault whose distance (evictions since the
+ * page left) is under the limit (age 3, the kernel's workingset
+ * activation), a first write to a clean page (+1).  The hand decrements
+ * ages and evicts pages at 0.  Readahead pages start at 0.
+ *
+ * Eviction never loses a write: a page is taken out of the application's
+ * page table with UFFDIO_MOVE (atomic: a write lands before the move, in
+ * the page we then store, or after it, as a fault that waits for us) into
+ * a per-context staging area, and stored from there.  A clean page (kept
+ * swap copy, write-protected) is moved the same way and just dropped.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void kick_evictor(struct uswap *us)
+{
+	atomic_fetch_add_explicit(&us->evict_kick, 1, memory_order_release);
+	futex_wake_all(&us->evict_kick);
+}
+
+static uint64_t wmark(struct uswap *us, unsigned pct)
+{
+	return atomic_load_explicit(&us->limit_pages, memory_order_relaxed) * pct / 100;
+}
+
+void unreserve_pages(struct uswap *us, uint64_t n)
+{
+	if (n)
+		atomic_fetch_sub_explicit(&us->resident, n, memory_order_relaxed);
+}
+
+/*
+ * Undo a failed eviction of page @k: the store failed, so the page goes
+ * back where it was (if nobody discarded it meanwhile).  Returns true if
+ * the page is resident again.
+ */
+static bool put_back(struct uthread *t, struct region *r, size_t idx, unsigned k)
+{
+	struct uswap *us = t->us;
+	pthread_mutex_t *ptl = region_ptl(r, idx);
+	bool back = false;
+
+	pthread_mutex_lock(ptl);
+	pte_t e = atomic_load(region_pte(r, idx));
+	if (pte_state(e) == PTE_EVICTING &&
+	    uffd_move(us->uffd, region_addr(r, idx),
+		      (uintptr_t)t->staging + ((size_t)k << PAGE_SHIFT_), PAGE_SIZE_) ==
+		    PAGE_SIZE_) {
+		pte_set(r, idx, e, pte_with_age(pte_make(PTE_PRESENT, 0, 0), 1));
+		back = true;
+	}
+	pthread_mutex_unlock(ptl);
+	return back;
+}
+
+/* Finish the eviction of page @k (at @idx) into @slot. */
+static void evict_finish(struct uthread *t, struct region *r, size_t idx,
+			 uint32_t slot)
+{
+	struct uswap *us = t->us;
+	pthread_mutex_t *ptl = region_ptl(r, idx);
+	bool discarded;
+
+	pthread_mutex_lock(ptl);
+	pte_t e = atomic_load(region_pte(r, idx));
+	discarded = pte_state(e) != PTE_EVICTING;
+	if (!discarded) {
+		uint64_t seq = atomic_fetch_add_explicit(&us->evict_seq, 1,
+							 memory_order_relaxed);
+		pte_set(r, idx, e, pte_make(PTE_SWAPPED, slot,
+			((seq << PTE_SEQ_SHIFT) & PTE_SEQ_MASK)));
+	}
+	pthread_mutex_unlock(ptl);
+	/* A discard during eviction left the slot to us (I9). */
+	if (discarded)
+		slot_put(t, slot);
+	unreserve_pages(us, 1);
+}
+
+static void warn_store_failed(struct uswap *us, int err)
+{
+	if (atomic_exchange(&us->warned_store, 1) == 0)
+		uswap__warn("uswap: backend cannot store (%s): pages stay resident "
+			    "above the limit; see store_failures in the stats",
+			    strerror(-err));
+}
+
+/*
+ * Take pages [idx_k] (EVICTING, PTL held) out of the page table: move runs
+ * of consecutive pages to staging in one UFFDIO_MOVE each.  A page that
+ * cannot move is handled in place: a hole (zapped behind uswap's back)
+ * becomes NONE, a shared page (EBUSY after fork) goes back to PRESENT.
+ * Returns a bitmap of the pages moved.
+ */
+static uint64_t move_out(struct uthread *t, struct region *r, unsigned n,
+			 uint32_t *drop, unsigned *ndrop)
+{
+	struct uswap *us = t->us;
+	uint64_t moved = 0;
+	unsigned k = 0;
+
+	while (k < n) {
+		unsigned run = 1;
+
+		while (k + run < n && t->evict_idx[k + run] == t->evict_idx[k] + run)
+			run++;
+		long ret = uffd_move(us->uffd,
+				     (uintptr_t)t->staging + ((size_t)k << PAGE_SHIFT_),
+				     region_addr(r, t->evict_idx[k]),
+				     (size_t)run << PAGE_SHIFT_);
+		unsigned done = ret > 0 ? (unsigned)(ret >> PAGE_SHIFT_) : 0;
+
+		for (unsigned i = 0; i < done; i++)
+			moved |= 1ull << (k + i);
+		if (done < run) {
+			/* The page at k + done did not move: find out why. */
+			unsigned f = k + done;
+			size_t idx = t->evict_idx[f];
+			long why = ret > 0 ? uffd_move(us->uffd,
+				(uintptr_t)t->staging + ((size_t)f << PAGE_SHIFT_),
+				region_addr(r, idx), PAGE_SIZE_) : ret;
+			pte_t e = atomic_load(region_pte(r, idx));
+			pte_t old = t->evict_old[f];
+
+			if (why == PAGE_SIZE_) {
+				moved |= 1ull << f;
+			} else if (why == -ENOENT) {
+				if (old & PTE_HAS_SLOT)
+					drop[(*ndrop)++] = pte_payload(old);
+				pte_set(r, idx, e, pte_make(PTE_NONE, 0, 0));
+				unreserve_pages(us, 1);
+			} else {
+				STAT_INC(us, evict_busy);
+				pte_set(r, idx, e, old & ~PTE_WAITERS);
+			}
+			done++;
+		}
+		k += done;
+	}
+	return moved;
+}
+
+/*
+ * Evict from pages [from, to) of @r, which lie in one chunk and number at
+ * most EVICT_BATCH.  Without @force the clock applies: pages with an age
+ * are aged instead.  Caller holds a region reference.  Returns pages evicted.
+ */
+static long evict_window(struct uthread *t, struct region *r, size_t from,
+			 size_t to, bool force)
+{
+	struct uswap *us = t->us;
+	pthread_mutex_t *ptl = region_ptl(r, from);
+	uint32_t drop[EVICT_BATCH];
+	unsigned n = 0, ndrop = 0;
+	long evicted = 0;
+	uint64_t moved;
+
+	pthread_mutex_lock(ptl);
+	for (size_t i = from; i < to; i++) {
+		pte_t e = atomic_load_explicit(region_pte(r, i), memory_order_acquire);
+
+		if (pte_state(e) != PTE_PRESENT)
+			continue;
+		if (!force && pte_age(e)) {
+			pte_set(r, i, e, pte_with_age(e, pte_age(e) - 1));
+			continue;
+		}
+		t->evict_idx[n] = (uint32_t)i;
+		t->evict_old[n] = e & ~PTE_WAITERS;
+		pte_set(r, i, e, pte_make(PTE_EVICTING, pte_payload(e),
+					  e & PTE_HAS_SLOT));
+		n++;
+	}
+	moved = n ? move_out(t, r, n, drop, &ndrop) : 0;
+	pthread_mutex_unlock(ptl);
+	for (unsigned i = 0; i < ndrop; i++)
+		slot_put(t, drop[i]);
+	if (!moved)
+		return 0;
+	HOOK("evict_moved", us, region_addr(r, t->evict_idx[0]));
+
+	for (unsigned k = 0; k < n; k++) {
+		if (!(moved & (1ull << k)))
+			continue;
+		size_t idx = t->evict_idx[k];
+		pte_t old = t->evict_old[k];
+		uint32_t slot;
+
+		if (old & PTE_HAS_SLOT) {
+			/* Clean: the kept copy is current (seed 003). */
+			slot = pte_payload(old);
+			STAT_INC(us, clean_drops);
+		} else {
+			const void *page = t->staging + ((size_t)k << PAGE_SHIFT_);
+			int err = us->backend->ops->store(us->backend, t->bctx,
+							  page, &slot);
+			if (err) {
+				STAT_INC(us, store_failures);
+				warn_store_failed(us, err);
+				if (!put_back(t, r, idx, k))
+					unreserve_pages(us, 1);	/* discarded */
+				continue;
+			}
+			STAT_INC(us, swapouts);
+		}
+		HOOK("evict_stored", us, region_addr(r, idx));
+		evict_finish(t, r, idx, slot);
+		evicted++;
+	}
+	madvise(t->staging, (size_t)n << PAGE_SHIFT_, MADV_DONTNEED);
+	return evicted;
+}
+
+/* Evict what the clock allows (or everything, @force) in [from, to). */
+long evict_range(struct uthread *t, struct region *r, size_t from, size_t to,
+		 bool force)
+{
+	long total = 0;
+
+	while (from < to) {
+		size_t end = ((from >> CHUNK_SHIFT) + 1) << CHUNK_SHIFT;
+
+		if (end > from + EVICT_BATCH)
+			end = from + EVICT_BATCH;
+		if (end > to)
+			end = to;
+		total += evict_window(t, r, from, end, force);
+		from = end;
+	}
+	return total;
+}
+
+/*
+ * Claim the next window of the clock: the hand walks region slots and,
+ * within a region, EVICT_BATCH-page windows that never cross a chunk.
+ * Returns a referenced region and the window, or NULL if no region exists.
+ */
+static struct region *hand_claim(struct uswap *us, size_t *from, size_t *to)
+{
+	struct region *r = NULL;
+
+	pthread_mutex_lock(&us->hand_lock);
+	for (unsigned tries = 0; tries <= MAX_REGIONS && !r; tries++) {
+		r = region_get_index(us, us->hand_region);
+		if (r && us->hand_page >= r->npages) {
+			region_put(r);
+			r = NULL;
+		}
+		if (!r) {
+			us->hand_region = (us->hand_region + 1) % MAX_REGIONS;
+			us->hand_page = 0;
+		}
+	}
+	if (r) {
+		*from = us->hand_page;
+		*to = *from + EVICT_BATCH;
+		if (*to > r->npages)
+			*to = r->npages;
+		us->hand_page = *to;
+	}
+	pthread_mutex_unlock(&us->hand_lock);
+	return r;
+}
+
+/*
+ * Evict about @want pages by the clock.  Gives up after enough windows for
+ * the hand to age every page to 0 and pass once more (AGE_MAX + 2 laps):
+ * then everything left is in flight or unevictable.
+ */
+static long reclaim(struct uthread *t, uint64_t want)
+{
+	struct uswap *us = t->us;
+	uint64_t windows = 0, max_windows;
+	long done = 0;
+
+	max_windows = (AGE_MAX + 2) *
+		(atomic_load_explicit(&us->total_pages, memory_order_relaxed) /
+			 EVICT_BATCH + MAX_REGIONS / 64 + 1);
+	while ((uint64_t)done < want && windows++ < max_windows) {
+		size_t from, to;
+		struct region *r = hand_claim(us, &from, &to);
+
+		if (!r)
+			break;
+		done += evict_window(t, r, from, to, false);
+		region_put(r);
+	}
+	return done;
+}
+
+static void note_peak(struct uswap *us, uint64_t v)
+{
+	uint64_t peak = atomic_load_explicit(&us->resident_peak, memory_order_relaxed);
+
+	while (v > peak && !atomic_compare_exchange_weak_explicit(&us->resident_peak,
+			&peak, v, memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+/*
+ * Reserve @n pages of the limit for pages about to be mapped, reclaiming
+ * synchronously when the limit would be crossed.  Returns false if it had
+ * to go over the limit because nothing could be evicted (everything in
+ * flight, or the backend full): correctness before the limit; counted.
+ */
+bool reserve_pages(struct uthread *t, uint64_t n)
+{
+	struct uswap *us = t->us;
+	bool direct = false, stuck = false;
+
+	for (;;) {
+		uint64_t cur = atomic_load_explicit(&us->resident, memory_order_relaxed);
+		uint64_t lim = atomic_load_explicit(&us->limit_pages, memory_order_relaxed);
+
+		if (cur + n <= lim || stuck) {
+			if (!atomic_compare_exchange_weak_explicit(&us->resident, &cur,
+					cur + n, memory_order_relaxed, memory_order_relaxed))
+				continue;
+			note_peak(us, cur + n);
+			if (cur + n > wmark(us, us->cfg.high_wmark_pct))
+				kick_evictor(us);
+			if (stuck)
+				STAT_INC(us, over_limit);
+			return !stuck;
+		}
+		if (!direct) {
+			STAT_INC(us, direct_reclaims);
+			direct = true;
+		}
+		uint64_t want = cur + n - lim;
+
+		if (want < EVICT_BATCH / 4)
+			want = EVICT_BATCH / 4;	/* batch: make room for the next few */
+		if (reclaim(t, want) <= 0)
+			stuck = true;
+	}
+}
+
+/*
+ * The evictor: sleeps on evict_kick until resident crosses the high
+ * watermark, then evicts down to the low one.
+ */
+void *evictor_main(void *arg)
+{
+	struct uthread *t = arg;
+	struct uswap *us = t->us;
+
+	for (;;) {
+		uint32_t kick = atomic_load_explicit(&us->evict_kick, memory_order_acquire);
+
+		if (atomic_load_explicit(&us->stopping, memory_order_acquire))
+			break;
+		uint64_t cur = atomic_load_explicit(&us->resident, memory_order_relaxed);
+		if (cur > wmark(us, us->cfg.high_wmark_pct)) {
+			STAT_INC(us, evictor_runs);
+			while (!atomic_load(&us->stopping)) {
+				uint64_t low = wmark(us, us->cfg.low_wmark_pct);
+
+				cur = atomic_load_explicit(&us->resident, memory_order_relaxed);
+				if (cur <= low || reclaim(t, cur - low < EVICT_BATCH ?
+							  cur - low : EVICT_BATCH) <= 0)
+					break;
+			}
+			continue;
+		}
+		futex_wait(&us->evict_kick, kick);
+	}
+	return NULL;
+}
