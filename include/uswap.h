@@ -179,6 +179,7 @@ struct uswap_stats {
 	/* faults by kind */
 	uint64_t faults;		/* fault messages handled */
 	uint64_t faults_zero;		/* first touch: zero-filled */
+	uint64_t zero_fill_ahead;	/* untouched pages mapped by fault-around */
 	uint64_t faults_swapin;		/* served by a swap-in */
 	uint64_t faults_wp;		/* first write to a clean page */
 	uint64_t faults_marker;		/* found a swap-in in flight (marker) */

@@ -20,7 +20,10 @@
 _Atomic(uswap_hook_fn) uswap__hook;
 #endif
 
-static const unsigned char zero_page[PAGE_SIZE_] __attribute__((aligned(4096)));
+/* Zero pages for zero-fill and fault-around: never written, so they cost
+ * one shared zero page of RAM. */
+static const unsigned char zero_pages[(RA_MAX_LIMIT + 1) * PAGE_SIZE_]
+	__attribute__((aligned(4096)));
 
 void uswap__warn(const char *fmt, ...)
 {
@@ -170,7 +173,7 @@ struct uswap *uswap__open_backend(const struct uswap_config *cfg,
 	us->own_backend = own;
 	us->uffd = -1;
 	us->stopfd = -1;
-	us->zero_page = zero_page;
+	us->zero_page = zero_pages;
 	pthread_mutex_init(&us->hand_lock, NULL);
 	pthread_mutex_init(&us->map_lock, NULL);
 	atomic_store(&us->limit_pages, cfg->limit >> PAGE_SHIFT_);
@@ -471,6 +474,7 @@ int uswap_stats(struct uswap *us, struct uswap_stats *s)
 	}
 	s->faults = LOAD(faults);
 	s->faults_zero = LOAD(faults_zero);
+	s->zero_fill_ahead = LOAD(zero_fill_ahead);
 	s->faults_swapin = LOAD(faults_swapin);
 	s->faults_wp = LOAD(faults_wp);
 	s->faults_marker = LOAD(faults_marker);
@@ -517,6 +521,7 @@ void uswap_stats_print(const struct uswap_stats *s, void *out)
 #define ROW(a, b) fprintf(f, "  %-16s %10llu       %-16s %llu\n", #a, \
 	(unsigned long long)s->a, #b, (unsigned long long)s->b)
 	ROW(faults, faults_zero);
+	ROW(zero_fill_ahead, over_limit);
 	ROW(faults_swapin, faults_wp);
 	ROW(faults_marker, faults_evicting);
 	ROW(faults_present, faults_unmanaged);
@@ -528,7 +533,7 @@ void uswap_stats_print(const struct uswap_stats *s, void *out)
 	ROW(retries, eexist);
 	ROW(store_failures, load_failures);
 	ROW(evict_busy, direct_reclaims);
-	ROW(over_limit, evictor_runs);
+	fprintf(f, "  %-16s %10llu\n", "evictor_runs", (unsigned long long)s->evictor_runs);
 #undef ROW
 }
 

@@ -50,7 +50,8 @@ static unsigned refault_age(struct uswap *us, pte_t swapped)
  * atomics, and two handlers may interleave their updates harmlessly).
  * A fault right after the last window means the stream used it: grow.
  * A fault right after the last fault starts a stream.  Anything else: shrink. */
-static unsigned ra_window(struct uswap *us, struct region *r, size_t idx)
+static unsigned ra_window(struct uswap *us, struct region *r, size_t idx,
+			  unsigned *hits)
 {
 	unsigned max = us->cfg.readahead_max;
 	uint64_t last = atomic_load_explicit(&r->ra_last, memory_order_relaxed);
@@ -59,9 +60,9 @@ static unsigned ra_window(struct uswap *us, struct region *r, size_t idx)
 
 	if (!max)
 		return 0;
+	*hits = 0;
 	if (next && idx == next) {
-		STAT_ADD(us, readahead_hits,
-			 atomic_load_explicit(&r->ra_lastwin, memory_order_relaxed));
+		*hits = atomic_load_explicit(&r->ra_lastwin, memory_order_relaxed);
 		win = win < 4 ? 4 : win * 2;
 	} else if (last && idx == last) {
 		win = win < 4 ? 4 : win;
@@ -332,34 +333,58 @@ long swapin_range(struct uthread *t, struct region *r, size_t idx, size_t ra_,
 	return ret;
 }
 
-/* First touch (or discarded): map a zero page, dirty. */
-static enum fault_res fault_none(struct uthread *t, struct region *r, size_t idx)
+/*
+ * First touch (or discarded): map zero pages, dirty.  A stream of first
+ * touches (populating a buffer) gets fault-around: up to @win following
+ * untouched pages of the chunk are mapped in the same UFFDIO_COPY, which
+ * saves a userfaultfd round trip (~15-20 us here) per page.  Returns the
+ * pages mapped beyond the faulting one through @ahead.
+ */
+static enum fault_res fault_none(struct uthread *t, struct region *r, size_t idx,
+				 unsigned win, unsigned *ahead)
 {
 	struct uswap *us = t->us;
 	pthread_mutex_t *ptl = region_ptl(r, idx);
 	uintptr_t addr = region_addr(r, idx);
+	size_t end = idx + 1 + win, chunk_end = ((idx >> CHUNK_SHIFT) + 1) << CHUNK_SHIFT;
+	unsigned n = 0;
 
-	reserve_pages(t, 1);
+	if (end > chunk_end)
+		end = chunk_end;
+	if (end > r->npages)
+		end = r->npages;
+	reserve_pages(t, end - idx);
 	pthread_mutex_lock(ptl);
-	pte_t e = atomic_load_explicit(region_pte(r, idx), memory_order_acquire);
-	if (pte_state(e) != PTE_NONE) {
+	while (idx + n < end &&
+	       pte_state(atomic_load_explicit(region_pte(r, idx + n),
+					      memory_order_acquire)) == PTE_NONE)
+		n++;
+	unreserve_pages(us, end - idx - n);
+	if (n == 0) {
 		pthread_mutex_unlock(ptl);
-		unreserve_pages(us, 1);
 		return FAULT_RETRY;
 	}
-	long ret = uffd_copy(us->uffd, addr, us->zero_page, PAGE_SIZE_, false);
-	if (ret == PAGE_SIZE_ || ret == -EEXIST) {
-		if (ret == -EEXIST) {
-			STAT_INC(us, eexist);
-			uffd_wake(us->uffd, addr, PAGE_SIZE_);
-		}
-		pte_set(r, idx, e, pte_with_age(pte_make(PTE_PRESENT, 0, 0), 1));
-		STAT_INC(us, faults_zero);
-	} else {
-		unreserve_pages(us, 1);
+	long ret = uffd_copy(us->uffd, addr, us->zero_page, (size_t)n << PAGE_SHIFT_, false);
+	unsigned done = ret > 0 ? (unsigned)(ret >> PAGE_SHIFT_) : 0;
+
+	if (ret == -EEXIST) {
+		/* Mapped behind our back (not through uswap): keep it. */
+		STAT_INC(us, eexist);
 		uffd_wake(us->uffd, addr, PAGE_SIZE_);
+		done = 1;
 	}
+	for (unsigned i = 0; i < done; i++) {
+		pte_t e = atomic_load(region_pte(r, idx + i));
+
+		pte_set(r, idx + i, e, pte_with_age(pte_make(PTE_PRESENT, 0, 0), i == 0));
+	}
+	if (done == 0)
+		uffd_wake(us->uffd, addr, PAGE_SIZE_);	/* mapping changing: refault */
+	unreserve_pages(us, n - done);
 	pthread_mutex_unlock(ptl);
+	STAT_INC(us, faults_zero);
+	*ahead = done > 1 ? done - 1 : 0;
+	STAT_ADD(us, zero_fill_ahead, *ahead);
 	return FAULT_DONE;
 }
 
@@ -450,16 +475,23 @@ static enum fault_res fault_missing(struct uthread *t, struct region *r,
 	struct uswap *us = t->us;
 	pte_t e = atomic_load_explicit(region_pte(r, idx), memory_order_acquire);
 
+	unsigned hits, ahead = 0;
+	enum fault_res res;
+
 	switch (pte_state(e)) {
 	case PTE_NONE:
-		return fault_none(t, r, idx);
+		res = fault_none(t, r, idx, ra_window(us, r, idx, &hits), &ahead);
+		if (res == FAULT_DONE)
+			ra_done(r, idx, ahead);
+		return res;
 	case PTE_PRESENT:
 		return fault_present(t, r, idx);
 	case PTE_SWAPPED: {
-		long n = swapin_range(t, r, idx, ra_window(us, r, idx), write, true);
+		long n = swapin_range(t, r, idx, ra_window(us, r, idx, &hits), write, true);
 
 		if (n == 0)
 			return FAULT_RETRY;
+		STAT_ADD(us, readahead_hits, hits);
 		ra_done(r, idx, n > 1 ? (unsigned)n - 1 : 0);
 		STAT_INC(us, faults_swapin);
 		return FAULT_DONE;

@@ -152,7 +152,7 @@ struct ustats {
 		readahead_hits, prefetch_pages, discards, discard_during_swapin,
 		discard_during_evict, retries, eexist, store_failures,
 		load_failures, evict_busy, direct_reclaims, evictor_runs,
-		over_limit;
+		over_limit, zero_fill_ahead;
 };
 
 #define STAT_INC(us, f) atomic_fetch_add_explicit(&(us)->st.f, 1, memory_order_relaxed)
@@ -199,7 +199,7 @@ struct uswap {
 
 	_Atomic uint32_t warned_store;	/* pool-full message printed once */
 	struct ustats st;
-	const unsigned char *zero_page;
+	const unsigned char *zero_page;	/* RA_MAX_LIMIT + 1 zero pages */
 };
 
 /* region.c */

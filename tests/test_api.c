@@ -69,10 +69,10 @@ static void test_discard(void)
 	/* Discard a range that mixes resident and swapped pages. */
 	uswap_pageout(us, mem + 100 * PG, 50 * PG);
 	T_EQ(uswap_discard(us, mem + 64 * PG, 128 * PG), 0);
-	for (unsigned i = 64; i < 192; i++) {
+	for (unsigned i = 64; i < 192; i++)
 		T_EQ(uswap__pte_state(us, mem + i * PG, NULL), USWAP_T_NONE);
+	for (unsigned i = 64; i < 192; i++)
 		T_ASSERT(page_is_zero(mem + i * PG));
-	}
 	test_validate(us);
 	/* The zeros are real memory: write again and read back. */
 	for (uint64_t i = 64; i < 192; i++)
