@@ -20,10 +20,7 @@
 _Atomic(uswap_hook_fn) uswap__hook;
 #endif
 
-/* Zero pages for zero-fill and fault-around: never written, so they cost
- * one shared zero page of RAM. */
-static const unsigned char zero_pages[(RA_MAX_LIMIT + 1) * PAGE_SIZE_]
-	__attribute__((aligned(4096)));
+#define ZERO_LEN ((size_t)(RA_MAX_LIMIT + 1) << PAGE_SHIFT_)
 
 void uswap__warn(const char *fmt, ...)
 {
@@ -136,6 +133,8 @@ static void engine_free(struct uswap *us)
 		close(us->stopfd);
 	if (us->uffd >= 0)
 		close(us->uffd);
+	if (us->zero_page)
+		munmap((void *)us->zero_page, ZERO_LEN);
 	pthread_mutex_destroy(&us->hand_lock);
 	pthread_mutex_destroy(&us->map_lock);
 	free(us);
@@ -173,7 +172,14 @@ struct uswap *uswap__open_backend(const struct uswap_config *cfg,
 	us->own_backend = own;
 	us->uffd = -1;
 	us->stopfd = -1;
-	us->zero_page = zero_pages;
+	/* Zero pages for zero-fill and fault-around: read-only anonymous
+	 * memory, so they cost the kernel's one shared zero page. */
+	us->zero_page = mmap(NULL, ZERO_LEN, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (us->zero_page == MAP_FAILED) {
+		us->zero_page = NULL;
+		err = -ENOMEM;
+		goto fail;
+	}
 	pthread_mutex_init(&us->hand_lock, NULL);
 	pthread_mutex_init(&us->map_lock, NULL);
 	atomic_store(&us->limit_pages, cfg->limit >> PAGE_SHIFT_);

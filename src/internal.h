@@ -118,6 +118,7 @@ struct uthread {
 	pthread_t thread;
 	uint32_t evict_idx[EVICT_BATCH];	/* eviction batch scratch */
 	pte_t evict_old[EVICT_BATCH];
+	bool store_failed;		/* the last eviction could not store */
 };
 
 /*

@@ -115,16 +115,24 @@ static int env_word(const char *name, char *dst, size_t dstlen, const char *acce
 		    char *err, size_t errlen)
 {
 	const char *v = getenv(name);
-	char buf[64];
+	char buf[64], list[64];
+	size_t n = 0;
 
 	if (!v)
 		return 0;
 	snprintf(buf, sizeof(buf), ",%s,", v);
-	if (strlen(v) >= dstlen || !strstr(accepted, buf))
-		return fail(err, errlen, "%s: unknown value '%s' (accepted: %.*s)", name, v,
-			    (int)strlen(accepted) - 2, accepted + 1);
-	snprintf(dst, dstlen, "%s", v);
-	return 0;
+	if (strlen(v) < dstlen && strstr(accepted, buf)) {
+		snprintf(dst, dstlen, "%s", v);
+		return 0;
+	}
+	/* ",a,b," -> "a, b" */
+	for (const char *p = accepted + 1; p[1] && n + 3 < sizeof(list); p++) {
+		list[n++] = *p;
+		if (*p == ',')
+			list[n++] = ' ';
+	}
+	list[n] = 0;
+	return fail(err, errlen, "%s: unknown value '%s' (accepted: %s)", name, v, list);
 }
 
 int uswap_config_init(struct uswap_config *c, char *err, size_t errlen)

@@ -214,6 +214,7 @@ static long evict_window(struct uthread *t, struct region *r, size_t from,
 				warn_store_failed(us, err);
 				if (!put_back(t, r, idx, k))
 					unreserve_pages(us, 1);	/* discarded */
+				t->store_failed = true;
 				continue;
 			}
 			STAT_INC(us, swapouts);
@@ -291,7 +292,10 @@ static long reclaim(struct uthread *t, uint64_t want)
 	max_windows = (AGE_MAX + 2) *
 		(atomic_load_explicit(&us->total_pages, memory_order_relaxed) /
 			 EVICT_BATCH + MAX_REGIONS / 64 + 1);
-	while ((uint64_t)done < want && windows++ < max_windows) {
+	t->store_failed = false;
+	/* A store that failed means the backend is full: stop, rather than
+	 * compress every page of a lap only to put it back. */
+	while ((uint64_t)done < want && windows++ < max_windows && !t->store_failed) {
 		size_t from, to;
 		struct region *r = hand_claim(us, &from, &to);
 
@@ -353,7 +357,9 @@ bool reserve_pages(struct uthread *t, uint64_t n)
 
 /*
  * The evictor: sleeps on evict_kick until resident crosses the high
- * watermark, then evicts down to the low one.
+ * watermark, then evicts down to the low one.  A run that makes no
+ * progress (everything in flight, or the backend full) sleeps until the
+ * next kick instead of trying again at once.
  */
 void *evictor_main(void *arg)
 {
@@ -367,16 +373,22 @@ void *evictor_main(void *arg)
 			break;
 		uint64_t cur = atomic_load_explicit(&us->resident, memory_order_relaxed);
 		if (cur > wmark(us, us->cfg.high_wmark_pct)) {
+			bool stalled = false;
+
 			STAT_INC(us, evictor_runs);
 			while (!atomic_load(&us->stopping)) {
 				uint64_t low = wmark(us, us->cfg.low_wmark_pct);
 
 				cur = atomic_load_explicit(&us->resident, memory_order_relaxed);
-				if (cur <= low || reclaim(t, cur - low < EVICT_BATCH ?
-							  cur - low : EVICT_BATCH) <= 0)
+				if (cur <= low)
 					break;
+				if (reclaim(t, cur - low < EVICT_BATCH ? cur - low : EVICT_BATCH) <= 0) {
+					stalled = true;
+					break;
+				}
 			}
-			continue;
+			if (!stalled)
+				continue;
 		}
 		futex_wait(&us->evict_kick, kick);
 	}
