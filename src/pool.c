@@ -12,10 +12,19 @@
  * data that keeps tail waste at 0.2-1%, where plain 64 KiB spans lose up to
  * 2.6%; small classes all fit in 64 KiB spans, which empty more readily.
  *
+ * A span is committed while a class owns it, free otherwise.
+ *
  * Objects never cross a span.  A free object holds the index + 1 of the next
  * free object of its span in its first two bytes (an embedded free list, as
- * in a slab); objects never used yet are carved lazily from the end, so a
- * fresh span touches no memory the caller does not write.
+ * in a slab); objects never used yet are carved lazily in address order, so
+ * a span's memory is touched front to back and only as far as it was ever
+ * used: the pages in RAM are those under carved * size.
+ *
+ * What is held from the OS (pool_bytes) is therefore counted by page: the
+ * touched prefix of each span (page-rounded), the metadata pages, this
+ * struct, and what the owner charges for its own per-object records (its
+ * slot table: pool_charge()).  The cap is applied to whole spans when they
+ * are taken ("reserved"), so pool_bytes() <= reserved + the rest <= cap.
  *
  * Span metadata lives in p->spans[], one entry per unit, indexed by the
  * span's first unit; the entries of a multi-unit span's other units are
@@ -42,16 +51,19 @@
  * Per free span s:  s.group == G_FREE, s is on free_spans[s.order]
  * Pool:
  *   units below bump == sum of (1 << order) over committed and free spans
- *   committed == sum over committed spans of span bytes
+ *   class.nspans == number of committed spans of the class
+ *   reserved == sum over committed spans of span bytes
+ *   touched == sum over committed spans of page_round(carved * size)
  *   obj_bytes == sum over allocated objects of their class size
- *   pool_bytes() == committed + meta_bytes + struct_bytes
- *   cap != 0  =>  pool_bytes() <= cap
+ *   pool_bytes() == touched + meta_bytes + struct_bytes + charged
+ *   cap != 0  =>  reserved + meta_bytes + struct_bytes + charged <= cap
  *
  * Locking (indentation = nests inside)
  * -------
  *   class->lock    the class's partial lists; the list and object fields
  *                  of the class's committed spans
- *     p->span_lock free-span lists, bump, committed and meta_bytes writes,
+ *     p->span_lock free-span lists, bump, reserved, meta_bytes and charged
+ *                  writes,
  *                  the fields of free spans
  * Both are leaves for callers: nothing else is taken inside them.  A span
  * is emptied under its class lock, returned to the OS with no lock held
@@ -122,9 +134,13 @@ struct uswap_pool {
 	pthread_mutex_t span_lock;
 	uint32_t free_spans[NORDERS];	/* free-list heads: span_lock */
 	size_t bump;			/* units carved from the arena: span_lock */
-	/* written under span_lock, read lock-free (relaxed) by pool_bytes() */
-	_Atomic uint64_t committed;
+	/* written under span_lock; meta_bytes and charged also read
+	 * lock-free (relaxed) by pool_bytes() */
+	_Atomic uint64_t reserved;
 	_Atomic uint64_t meta_bytes;
+	_Atomic uint64_t charged;
+	/* RMW'ed (relaxed) under class locks and by span_put() */
+	_Atomic uint64_t touched;
 	/* lock-free (relaxed): bytes of objects in use, by class size */
 	_Atomic uint64_t obj_bytes;
 
@@ -188,8 +204,9 @@ static uint64_t meta_bytes_for(size_t units)
 /* Would holding @extra more bytes break the cap?  Caller holds span_lock. */
 static bool over_cap(struct uswap_pool *p, uint64_t extra)
 {
-	uint64_t held = atomic_load_explicit(&p->committed, memory_order_relaxed) +
+	uint64_t held = atomic_load_explicit(&p->reserved, memory_order_relaxed) +
 			atomic_load_explicit(&p->meta_bytes, memory_order_relaxed) +
+			atomic_load_explicit(&p->charged, memory_order_relaxed) +
 			p->struct_bytes;
 
 	return p->cap && held + extra > p->cap;
@@ -260,7 +277,7 @@ static int span_get(struct uswap_pool *p, unsigned order, uint32_t *out)
 		}
 	}
 	p->spans[s].order = (uint8_t)order;
-	atomic_fetch_add_explicit(&p->committed, span_bytes(order),
+	atomic_fetch_add_explicit(&p->reserved, span_bytes(order),
 				  memory_order_relaxed);
 	*out = s;
 	goto out;
@@ -272,19 +289,20 @@ out:
 }
 
 /*
- * Return an emptied span's memory to the OS and push it on the free list.
- * The caller holds no lock and the span is on no list: nobody else can
- * reach it.
+ * Return an emptied span's memory (its @touched bytes) to the OS and push
+ * it on the free list.  The caller holds no lock and the span is on no
+ * list: nobody else can reach it.
  */
-static void span_put(struct uswap_pool *p, uint32_t s)
+static void span_put(struct uswap_pool *p, uint32_t s, uint64_t touched)
 {
 	unsigned order = p->spans[s].order;
 
-	if (madvise(span_addr(p, s), span_bytes(order), MADV_DONTNEED))
+	if (madvise(span_addr(p, s), touched, MADV_DONTNEED))
 		pool_die("uswap: pool: madvise(DONTNEED) of span %u failed", s);
+	atomic_fetch_sub_explicit(&p->touched, touched, memory_order_relaxed);
 	pthread_mutex_lock(&p->span_lock);
 	free_push(p, s, order);
-	atomic_fetch_sub_explicit(&p->committed, span_bytes(order),
+	atomic_fetch_sub_explicit(&p->reserved, span_bytes(order),
 				  memory_order_relaxed);
 	pthread_mutex_unlock(&p->span_lock);
 }
@@ -354,6 +372,12 @@ static inline char *obj_addr(struct uswap_pool *p, struct pool_class *c,
 	return span_addr(p, s) + (size_t)idx * c->size;
 }
 
+/* Bytes of a span in RAM: the pages under its carved objects. */
+static inline uint64_t span_touched(struct pool_class *c, unsigned carved)
+{
+	return page_round((uint64_t)carved * c->size);
+}
+
 /* Take an object from span @s (not full).  Class lock held. */
 static unsigned span_take(struct uswap_pool *p, struct pool_class *c,
 			  uint32_t s)
@@ -368,7 +392,12 @@ static unsigned span_take(struct uswap_pool *p, struct pool_class *c,
 		memcpy(&next, obj_addr(p, c, s, idx), sizeof(next));
 		sp->free_head = next;
 	} else {
+		uint64_t before = span_touched(c, sp->carved);
+
 		idx = sp->carved++;
+		atomic_fetch_add_explicit(&p->touched,
+					  span_touched(c, sp->carved) - before,
+					  memory_order_relaxed);
 	}
 	sp->used++;
 	span_regroup(p, c, s);
@@ -545,6 +574,7 @@ void pool_free(struct uswap_pool *p, uint64_t handle)
 	struct span *sp;
 	unsigned idx;
 	uint32_t s;
+	uint64_t touched = 0;
 	uint16_t next;
 	bool empty;
 
@@ -560,13 +590,15 @@ void pool_free(struct uswap_pool *p, uint64_t handle)
 	sp->used--;
 	span_regroup(p, c, s);
 	empty = sp->used == 0;
-	if (empty)
+	if (empty) {
 		c->nspans--;
+		touched = span_touched(c, sp->carved);
+	}
 	pthread_mutex_unlock(&c->lock);
 
 	atomic_fetch_sub_explicit(&p->obj_bytes, c->size, memory_order_relaxed);
 	if (empty)
-		span_put(p, s);
+		span_put(p, s, touched);
 }
 
 void *pool_map(struct uswap_pool *p, uint64_t handle)
@@ -589,14 +621,35 @@ size_t pool_obj_size(struct uswap_pool *p, uint64_t handle)
 
 uint64_t pool_bytes(struct uswap_pool *p)
 {
-	return atomic_load_explicit(&p->committed, memory_order_relaxed) +
+	return atomic_load_explicit(&p->touched, memory_order_relaxed) +
 	       atomic_load_explicit(&p->meta_bytes, memory_order_relaxed) +
+	       atomic_load_explicit(&p->charged, memory_order_relaxed) +
 	       p->struct_bytes;
 }
 
 uint64_t pool_obj_bytes(struct uswap_pool *p)
 {
 	return atomic_load_explicit(&p->obj_bytes, memory_order_relaxed);
+}
+
+/*
+ * Count @bytes that the pool's owner holds for its objects (its slot
+ * table) in pool_bytes() and against the cap; negative gives them back.
+ * 0, or -ENOSPC (nothing charged) when the cap would be exceeded.  Takes
+ * span_lock: callers may hold their own leaf locks, never a class lock.
+ */
+int pool_charge(struct uswap_pool *p, int64_t bytes)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&p->span_lock);
+	if (bytes > 0 && over_cap(p, (uint64_t)bytes))
+		err = -ENOSPC;
+	else
+		atomic_fetch_add_explicit(&p->charged, (uint64_t)bytes,
+					  memory_order_relaxed);
+	pthread_mutex_unlock(&p->span_lock);
+	return err;
 }
 
 /* ------------------------------------------------- introspection (tests) */
@@ -691,7 +744,8 @@ static bool on_list(struct uswap_pool *p, uint32_t head, uint32_t s)
  */
 int pool_check(struct uswap_pool *p)
 {
-	uint64_t committed = 0, objs = 0;
+	uint64_t reserved = 0, touched = 0, objs = 0;
+	uint64_t nspans[NCLASSES] = { 0 };
 	int err = 0;
 
 	for (size_t u = 0; u < p->bump && !err;
@@ -709,18 +763,26 @@ int pool_check(struct uswap_pool *p)
 		} else {
 			struct pool_class *c = &p->classes[sp->cls];
 
-			committed += span_bytes(sp->order);
+			reserved += span_bytes(sp->order);
+			touched += span_touched(c, sp->carved);
+			nspans[sp->cls]++;
 			err = check_span(p, c, s, &objs);
 			if (!err && sp->group < NGROUPS &&
 			    !on_list(p, c->partial[sp->group], s))
 				err = check_fail("partial span not listed", s);
 		}
 	}
-	if (!err && committed != atomic_load(&p->committed))
-		err = check_fail("committed bytes differ from spans", NONE);
+	for (unsigned i = 0; i < NCLASSES && !err; i++)
+		if (nspans[i] != p->classes[i].nspans)
+			err = check_fail("class span count differs", NONE);
+	if (!err && reserved != atomic_load(&p->reserved))
+		err = check_fail("reserved bytes differ from spans", NONE);
+	if (!err && touched != atomic_load(&p->touched))
+		err = check_fail("touched bytes differ from spans", NONE);
 	if (!err && objs != atomic_load(&p->obj_bytes))
 		err = check_fail("object bytes differ from spans", NONE);
-	if (!err && p->cap && pool_bytes(p) > p->cap)
+	if (!err && p->cap && reserved + atomic_load(&p->meta_bytes) +
+			      atomic_load(&p->charged) + p->struct_bytes > p->cap)
 		err = check_fail("over the cap", NONE);
 	return err;
 }

@@ -6,7 +6,8 @@
  * one large reserved virtual arena; a span that empties is returned to the OS
  * (MADV_DONTNEED) and goes back to a free-span list for any class.
  *
- * Memory held from the OS = committed spans * span size + metadata; the
+ * Memory held from the OS = the pages of spans used so far + metadata +
+ * what the owner charges (pool_charge); the
  * memory efficiency reported by uswap is original bytes / that figure.
  *
  * Thread-safe: one mutex per class, one for the span list.  No malloc after
@@ -31,4 +32,7 @@ void *pool_map(struct uswap_pool *p, uint64_t handle);
 size_t pool_obj_size(struct uswap_pool *p, uint64_t handle);
 uint64_t pool_bytes(struct uswap_pool *p);	/* held from the OS */
 uint64_t pool_obj_bytes(struct uswap_pool *p);	/* sum of class sizes in use */
+/* Charge (or, negative, give back) bytes the pool's owner holds for its
+ * objects (a slot table) to pool_bytes() and the cap.  0 or -ENOSPC. */
+int pool_charge(struct uswap_pool *p, int64_t bytes);
 #endif

@@ -1,20 +1,22 @@
 /*
  * zbackend.c - the compressed in-memory backend ("zram").
  *
- * A slot is a 24-byte record in one big table reserved with MAP_NORESERVE
- * (ZB_MAX_SLOTS records of virtual space; pages are committed as the
- * high-water mark grows and are never given back).  Slot 0 is never handed
- * out, so callers may use 0 as "no slot".  A slot holds one of:
+ * A slot is a 16-byte record (four per cache line) in one big table
+ * reserved with MAP_NORESERVE (ZB_MAX_SLOTS records of virtual space; pages
+ * are committed as the high-water mark grows and are never given back).
+ * Slot 0 is never handed out, so callers may use 0 as "no slot".  A slot
+ * holds one of:
  *   SAME  a page of one repeated 8-byte word (zero included): the word is
  *         in the record, no pool space;
  *   COMP  a compressed page of at most ZB_COMP_MAX bytes in a pool object;
  *   RAW   a page that did not compress below ZB_COMP_MAX, stored as is.
  *
- * Why ZB_COMP_MAX = 3/4 page (like zram's huge-page cut-off, ~3/4-4/5 page):
- * above it compression saves under a quarter of the page, yet every
- * swap-in would pay a decompression; a raw page loads with one memcpy.  The
- * compressor is given a ZB_COMP_MAX-byte output buffer, so LZ4 gives up as
- * soon as an incompressible page overflows it instead of finishing.
+ * Why ZB_COMP_MAX = 3/4 page (3072 bytes; zram switches to raw at
+ * zsmalloc's huge class, about 3.2 KiB): above it compression saves under
+ * a quarter of the page, yet every swap-in would pay a decompression,
+ * where a raw page loads with one memcpy.  The compressor is handed a
+ * ZB_COMP_MAX-byte output buffer, so LZ4 gives up as soon as an
+ * incompressible page overflows it instead of finishing the page.
  *
  * COMP and RAW records keep a 32-bit checksum of the original page
  * (page_csum(): 4-stream CRC32C on the crc32 instruction) checked on every
@@ -24,24 +26,36 @@
  * those into -EIO.  It costs ~0.1-0.2 us per store and per load.
  *
  * Invariants
- *   count == 0  <=>  the slot is on the free list, or >= hwm (I1)
- *   count > 0   =>   kind is SAME, COMP or RAW; COMP and RAW own exactly one
- *                    pool object, len <= pool_obj_size(handle)
+ *   refs == 0  <=>  kind == FREE  <=>  the slot is on the free list or
+ *                   >= hwm (I1)
+ *   refs > 0   =>   kind is SAME, COMP or RAW; COMP and RAW own exactly one
+ *                   pool object, len <= pool_obj_size(handle)
  *   every slot in [1, hwm) is allocated or on the free list exactly once
  * and, once stores and frees have returned (the counters are updated just
  * outside the slot operations):
- *   stored_pages == #{count > 0};  zero_pages == #SAME;  raw_pages == #RAW
+ *   stored_pages == #{refs > 0};  zero_pages == #SAME;  raw_pages == #RAW
  *   stored_compr_bytes == sum of len over COMP and RAW slots
+ *
+ * Memory (stats.pool_bytes): the pool's pages in RAM (see pool.c), plus the
+ * touched part of the slot table (16 bytes per slot ever used), plus this
+ * struct; the last two are charged to the pool (pool_charge()), so the cap
+ * bounds all three: stats.pool_bytes <= pool_cap.  The per-thread contexts
+ * (codec state, a 3 KiB buffer) are not counted, like zram's per-CPU
+ * streams.
  *
  * Concurrency
  *   Per-slot fields are written only by the thread that allocates the slot
- *   (store) or drops its last reference (free), and read only by holders of
- *   a reference.  store() publishes the record with a release store of
- *   count = 1; load() reads count with acquire before anything else, and
- *   the final free() is an acq_rel RMW, so every reader's last access
- *   happens before the object is released.  No lock on those paths except
- *   the pool's class locks and free_lock (a leaf; never held while calling
- *   the pool).
+ *   (store) or drops its last reference (free), and read only by holders
+ *   of a reference.  store() publishes the record with a release store of
+ *   its state word (kind, 1 reference); load() reads the word with acquire
+ *   before anything else, and every free() is an acq_rel RMW, so every
+ *   reader's last access happens before the object is released.
+ *
+ * Lock order (indentation = nests inside); all are leaves for callers
+ *   free_lock                    slot free list, hwm
+ *     pool span_lock             (pool_charge() when the table grows)
+ *   pool class lock              (pool_alloc/pool_free)
+ *     pool span_lock
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -63,15 +77,44 @@
 
 enum zkind { ZS_FREE = 0, ZS_SAME, ZS_COMP, ZS_RAW };
 
+/*
+ * A slot record.  The kind lives in the state word beside the reference
+ * count because a SAME slot's data needs all 64 bits for its word.
+ */
 struct zslot {
-	_Atomic uint32_t count;	/* references (I1/I2), 0 = free */
-	uint8_t kind;		/* enum zkind: published by count (above) */
-	uint8_t pad;
-	uint16_t len;		/* object bytes used (COMP, RAW) */
+	_Atomic uint32_t state;	/* kind << REF_BITS | references; 0 = free */
 	uint32_t csum;		/* page_csum() of the page (COMP, RAW) */
-	uint32_t next_free;	/* free-list link while free: free_lock */
-	uint64_t data;		/* pool handle (COMP, RAW) or word (SAME) */
+	uint64_t data;		/* COMP, RAW: handle | len << HANDLE_BITS;
+				 * SAME: the word; free: next free slot
+				 * (free_lock).  Published by state. */
 };
+
+_Static_assert(sizeof(struct zslot) == 16, "slot records are 16 bytes");
+
+#define REF_BITS 30
+#define REF_MASK ((1u << REF_BITS) - 1)
+#define HANDLE_BITS 48		/* pool handles are < 2^36 (pool.c) */
+#define HANDLE_MASK ((1ull << HANDLE_BITS) - 1)
+
+static inline unsigned st_refs(uint32_t st)
+{
+	return st & REF_MASK;
+}
+
+static inline enum zkind st_kind(uint32_t st)
+{
+	return (enum zkind)(st >> REF_BITS);
+}
+
+static inline uint64_t zs_handle(const struct zslot *zs)
+{
+	return zs->data & HANDLE_MASK;
+}
+
+static inline unsigned zs_len(const struct zslot *zs)
+{
+	return (unsigned)(zs->data >> HANDLE_BITS);
+}
 
 struct zbackend {
 	struct uswap_backend base;
@@ -83,8 +126,8 @@ struct zbackend {
 	pthread_mutex_t free_lock;
 	uint32_t free_head;		/* free-list head, 0 = empty: free_lock */
 	uint32_t hwm;			/* next never-used slot: free_lock */
-	/* written under free_lock, read lock-free by stats() */
-	_Atomic uint64_t table_bytes;
+	/* slot-table bytes charged to the pool: free_lock */
+	uint64_t table_bytes;
 
 	/* statistics: relaxed atomics, updated where the event happens */
 	_Atomic uint64_t stored_pages, compr_bytes, zero_pages, raw_pages,
@@ -136,7 +179,30 @@ static struct zslot *slot_ref(struct zbackend *zb, uint32_t slot,
 	return &zb->slots[slot];
 }
 
-/* Take a free slot.  0 and *slot, or -ENOSPC (table full). */
+/*
+ * Grow the table by one slot; a new table page is charged to the pool
+ * first (it counts against the cap).  free_lock held.
+ */
+static int slot_grow(struct zbackend *zb, uint32_t *slot)
+{
+	uint64_t need = page_round((uint64_t)(zb->hwm + 1) *
+				   sizeof(struct zslot));
+
+	if (zb->hwm >= zb->nslots)
+		return -ENOSPC;
+	if (need > zb->table_bytes) {
+		int err = pool_charge(zb->pool,
+				      (int64_t)(need - zb->table_bytes));
+
+		if (err)
+			return err;
+		zb->table_bytes = need;
+	}
+	*slot = zb->hwm++;
+	return 0;
+}
+
+/* Take a free slot.  0 and *slot, or -ENOSPC (table full, or cap). */
 static int slot_alloc(struct zbackend *zb, uint32_t *slot)
 {
 	int err = 0;
@@ -144,15 +210,9 @@ static int slot_alloc(struct zbackend *zb, uint32_t *slot)
 	pthread_mutex_lock(&zb->free_lock);
 	if (zb->free_head) {
 		*slot = zb->free_head;
-		zb->free_head = zb->slots[*slot].next_free;
-	} else if (zb->hwm < zb->nslots) {
-		*slot = zb->hwm++;
-		atomic_store_explicit(&zb->table_bytes,
-				      page_round((uint64_t)zb->hwm *
-						 sizeof(struct zslot)),
-				      memory_order_relaxed);
+		zb->free_head = (uint32_t)zb->slots[*slot].data;
 	} else {
-		err = -ENOSPC;
+		err = slot_grow(zb, slot);
 	}
 	pthread_mutex_unlock(&zb->free_lock);
 	return err;
@@ -161,22 +221,21 @@ static int slot_alloc(struct zbackend *zb, uint32_t *slot)
 static void slot_free_push(struct zbackend *zb, uint32_t slot)
 {
 	pthread_mutex_lock(&zb->free_lock);
-	zb->slots[slot].next_free = zb->free_head;
+	zb->slots[slot].data = zb->free_head;
 	zb->free_head = slot;
 	pthread_mutex_unlock(&zb->free_lock);
 }
 
-/* Fill a slot just taken and publish it with count = 1. */
+/* Fill a slot just taken and publish it with one reference. */
 static void slot_publish(struct zbackend *zb, uint32_t slot, enum zkind kind,
 			 unsigned len, uint32_t csum, uint64_t data)
 {
 	struct zslot *zs = &zb->slots[slot];
 
-	zs->kind = (uint8_t)kind;
-	zs->len = (uint16_t)len;
 	zs->csum = csum;
 	zs->data = data;
-	atomic_store_explicit(&zs->count, 1, memory_order_release);
+	atomic_store_explicit(&zs->state, (uint32_t)kind << REF_BITS | 1,
+			      memory_order_release);
 
 	STAT_ADD(zb, stored_pages, 1);
 	STAT_ADD(zb, compr_bytes, len);
@@ -186,20 +245,21 @@ static void slot_publish(struct zbackend *zb, uint32_t slot, enum zkind kind,
 		STAT_ADD(zb, raw_pages, 1);
 }
 
-/* The last reference is gone: release the object, then the slot. */
-static void slot_release(struct zbackend *zb, uint32_t slot)
+/* The last reference (of a @kind slot) is gone: release the object, then
+ * the slot. */
+static void slot_release(struct zbackend *zb, uint32_t slot, enum zkind kind)
 {
 	struct zslot *zs = &zb->slots[slot];
 
 	STAT_SUB(zb, stored_pages, 1);
-	STAT_SUB(zb, compr_bytes, zs->len);
-	if (zs->kind == ZS_SAME)
+	if (kind == ZS_SAME) {
 		STAT_SUB(zb, zero_pages, 1);
-	else
-		pool_free(zb->pool, zs->data);
-	if (zs->kind == ZS_RAW)
+	} else {
+		STAT_SUB(zb, compr_bytes, zs_len(zs));
+		pool_free(zb->pool, zs_handle(zs));
+	}
+	if (kind == ZS_RAW)
 		STAT_SUB(zb, raw_pages, 1);
-	zs->kind = ZS_FREE;
 	slot_free_push(zb, slot);
 }
 
@@ -244,13 +304,17 @@ static int store_object(struct zbackend *zb, const void *src, unsigned len,
 	err = pool_alloc(zb->pool, len, &h);
 	if (err)
 		return err;
+	if (h & ~HANDLE_MASK)
+		zb_die("uswap: zbackend: pool handle %#llx over %d bits",
+		       (unsigned long long)h, HANDLE_BITS);
 	memcpy(pool_map(zb->pool, h), src, len);
 	err = slot_alloc(zb, slot);
 	if (err) {
 		pool_free(zb->pool, h);
 		return err;
 	}
-	slot_publish(zb, *slot, kind, len, csum, h);
+	slot_publish(zb, *slot, kind, len, csum,
+		     h | (uint64_t)len << HANDLE_BITS);
 	return 0;
 }
 
@@ -284,17 +348,19 @@ static int zb_store(struct uswap_backend *b, struct uswap_bctx *ctx,
 
 /* Read a COMP or RAW object into @page and verify it. */
 static int load_object(struct zbackend *zb, struct zctx *cx,
-		       const struct zslot *zs, void *page)
+		       const struct zslot *zs, enum zkind kind, void *page)
 {
-	const void *obj = pool_map(zb->pool, zs->data);
+	uint64_t h = zs_handle(zs);
+	unsigned len = zs_len(zs);
+	const void *obj = pool_map(zb->pool, h);
 
-	if (zs->len == 0 || zs->len > pool_obj_size(zb->pool, zs->data))
+	if (len == 0 || len > pool_obj_size(zb->pool, h))
 		return -EIO;
-	if (zs->kind == ZS_RAW) {
-		if (zs->len != USWAP_PAGE_SIZE)
+	if (kind == ZS_RAW) {
+		if (len != USWAP_PAGE_SIZE)
 			return -EIO;
 		memcpy(page, obj, USWAP_PAGE_SIZE);
-	} else if (codec_decompress(cx->codec, obj, zs->len, page)) {
+	} else if (codec_decompress(cx->codec, obj, len, page)) {
 		return -EIO;
 	}
 	return page_csum(page) == zs->csum ? 0 : -EIO;
@@ -305,38 +371,42 @@ static int zb_load(struct uswap_backend *b, struct uswap_bctx *ctx,
 {
 	struct zbackend *zb = to_zb(b);
 	const struct zslot *zs;
+	uint32_t st;
 
 	if (slot == 0 || slot >= zb->nslots)
 		return -EIO;
 	zs = &zb->slots[slot];
 	/* pairs with the release in slot_publish(): the record is complete */
-	if (atomic_load_explicit(&zs->count, memory_order_acquire) == 0)
+	st = atomic_load_explicit(&zs->state, memory_order_acquire);
+	if (st_refs(st) == 0)
 		return -EIO;
-	switch (zs->kind) {
+	switch (st_kind(st)) {
 	case ZS_SAME:
 		page_fill_word(page, zs->data);
 		return 0;
 	case ZS_COMP:
 	case ZS_RAW:
-		return load_object(zb, (struct zctx *)ctx, zs, page);
+		return load_object(zb, (struct zctx *)ctx, zs, st_kind(st),
+				   page);
+	default:
+		return -EIO;
 	}
-	return -EIO;
 }
 
 static void zb_dup(struct uswap_backend *b, uint32_t slot)
 {
 	struct zslot *zs = slot_ref(to_zb(b), slot, "dup");
-	uint32_t c = atomic_load_explicit(&zs->count, memory_order_relaxed);
+	uint32_t st = atomic_load_explicit(&zs->state, memory_order_relaxed);
 
 	/* relaxed: the caller holds a reference, so the slot cannot change
 	 * under it; the CAS only guards against bugs (0 and overflow) */
 	do {
-		if (c == 0)
+		if (st_refs(st) == 0)
 			zb_die("uswap: zbackend: dup of free slot %u (I1)", slot);
-		if (c == UINT32_MAX)
+		if (st_refs(st) == REF_MASK)
 			zb_die("uswap: zbackend: slot %u count overflow", slot);
 	} while (!atomic_compare_exchange_weak_explicit(
-			&zs->count, &c, c + 1, memory_order_relaxed,
+			&zs->state, &st, st + 1, memory_order_relaxed,
 			memory_order_relaxed));
 }
 
@@ -345,19 +415,22 @@ static void zb_free(struct uswap_backend *b, struct uswap_bctx *ctx,
 {
 	struct zbackend *zb = to_zb(b);
 	struct zslot *zs = slot_ref(zb, slot, "free");
-	uint32_t c = atomic_load_explicit(&zs->count, memory_order_relaxed);
+	uint32_t st = atomic_load_explicit(&zs->state, memory_order_relaxed);
+	uint32_t next;
 
 	/* acq_rel: our release orders our own reads of the object before a
-	 * later final free; the acquire of the final free sees everyone's */
+	 * later final free; the acquire of the final free sees everyone's.
+	 * The last reference takes the whole word to 0 (FREE). */
 	do {
-		if (c == 0)
+		if (st_refs(st) == 0)
 			zb_die("uswap: zbackend: free of free slot %u "
 			       "(I1: a slot is freed exactly once)", slot);
+		next = st_refs(st) == 1 ? 0 : st - 1;
 	} while (!atomic_compare_exchange_weak_explicit(
-			&zs->count, &c, c - 1, memory_order_acq_rel,
+			&zs->state, &st, next, memory_order_acq_rel,
 			memory_order_relaxed));
-	if (c == 1)
-		slot_release(zb, slot);
+	if (next == 0)
+		slot_release(zb, slot, st_kind(st));
 }
 
 static unsigned zb_count(struct uswap_backend *b, uint32_t slot)
@@ -366,8 +439,8 @@ static unsigned zb_count(struct uswap_backend *b, uint32_t slot)
 
 	if (slot == 0 || slot >= zb->nslots)
 		return 0;
-	return atomic_load_explicit(&zb->slots[slot].count,
-				    memory_order_acquire);
+	return st_refs(atomic_load_explicit(&zb->slots[slot].state,
+					    memory_order_acquire));
 }
 
 static uint64_t stat_get(_Atomic uint64_t *v)
@@ -383,10 +456,9 @@ static void zb_stats(struct uswap_backend *b, struct uswap_backend_stats *st)
 	st->stored_pages = stat_get(&zb->stored_pages);
 	st->stored_orig_bytes = st->stored_pages * USWAP_PAGE_SIZE;
 	st->stored_compr_bytes = stat_get(&zb->compr_bytes);
-	/* everything held for stored data: pool spans and metadata, the
-	 * touched part of the slot table, this struct */
-	st->pool_bytes = pool_bytes(zb->pool) + stat_get(&zb->table_bytes) +
-			 page_round(sizeof(*zb));
+	/* everything held for stored data: pool spans and metadata, and
+	 * (charged to the pool) the touched slot table and this struct */
+	st->pool_bytes = pool_bytes(zb->pool);
 	st->zero_pages = stat_get(&zb->zero_pages);
 	st->raw_pages = stat_get(&zb->raw_pages);
 	st->store_failures = stat_get(&zb->store_failures);
@@ -460,6 +532,14 @@ struct uswap_backend *uswap_zbackend_create(const struct uswap_zconfig *cfg)
 	zb->pool = pool_create(cfg->pool_cap);
 	if (!zb->pool || table_reserve(zb))
 		goto nomem;
+	/* the first table page too: slot 0 lives there */
+	zb->table_bytes = page_round(sizeof(struct zslot));
+	if (pool_charge(zb->pool, (int64_t)(page_round(sizeof(*zb)) +
+					    zb->table_bytes))) {
+		zb_destroy(&zb->base);
+		errno = EINVAL;		/* a cap below our own metadata */
+		return NULL;
+	}
 	return &zb->base;
 nomem:
 	if (zb) {
@@ -474,7 +554,7 @@ nomem:
 /* ------------------------------------------------- test hooks (fbackend.h) */
 
 static struct zslot *hook_slot(struct uswap_backend *b, uint32_t slot,
-			       int *err)
+			       uint32_t *st, int *err)
 {
 	struct zbackend *zb = to_zb(b);
 	struct zslot *zs;
@@ -483,8 +563,9 @@ static struct zslot *hook_slot(struct uswap_backend *b, uint32_t slot,
 	if (!b || b->ops != &zb_ops || slot == 0 || slot >= zb->nslots)
 		return NULL;
 	zs = &zb->slots[slot];
+	*st = atomic_load_explicit(&zs->state, memory_order_acquire);
 	*err = -ENOENT;
-	if (atomic_load_explicit(&zs->count, memory_order_acquire) == 0)
+	if (st_refs(*st) == 0)
 		return NULL;
 	*err = 0;
 	return zs;
@@ -494,18 +575,22 @@ int uswap_zbackend_slot_info(struct uswap_backend *b, uint32_t slot,
 			     struct uswap_zslot_info *info)
 {
 	struct zslot *zs;
+	uint32_t st;
 	int err;
 
-	zs = hook_slot(b, slot, &err);
+	zs = hook_slot(b, slot, &st, &err);
 	if (!zs)
 		return err;
-	info->kind = zs->kind == ZS_SAME   ? USWAP_ZSLOT_SAME
-		     : zs->kind == ZS_COMP ? USWAP_ZSLOT_COMP
-					   : USWAP_ZSLOT_RAW;
-	info->len = zs->len;
-	info->obj_size = zs->kind == ZS_SAME ? 0 :
-			 pool_obj_size(to_zb(b)->pool, zs->data);
-	info->count = atomic_load_explicit(&zs->count, memory_order_relaxed);
+	info->count = st_refs(st);
+	if (st_kind(st) == ZS_SAME) {
+		info->kind = USWAP_ZSLOT_SAME;
+		info->len = info->obj_size = 0;
+		return 0;
+	}
+	info->kind = st_kind(st) == ZS_COMP ? USWAP_ZSLOT_COMP
+					    : USWAP_ZSLOT_RAW;
+	info->len = zs_len(zs);
+	info->obj_size = pool_obj_size(to_zb(b)->pool, zs_handle(zs));
 	return 0;
 }
 
@@ -513,15 +598,16 @@ int uswap_zbackend_corrupt(struct uswap_backend *b, uint32_t slot,
 			   size_t off, uint8_t mask)
 {
 	struct zslot *zs;
+	uint32_t st;
 	int err;
 
-	zs = hook_slot(b, slot, &err);
+	zs = hook_slot(b, slot, &st, &err);
 	if (!zs)
 		return err;
-	if (zs->kind == ZS_SAME)
+	if (st_kind(st) == ZS_SAME)
 		return -ENODATA;	/* no object: nothing stored to flip */
-	if (off >= zs->len)
+	if (off >= zs_len(zs))
 		return -EINVAL;
-	((unsigned char *)pool_map(to_zb(b)->pool, zs->data))[off] ^= mask;
+	((unsigned char *)pool_map(to_zb(b)->pool, zs_handle(zs)))[off] ^= mask;
 	return 0;
 }
