@@ -245,6 +245,9 @@ static void read_failed(struct uthread *t, struct region *r, size_t idx,
 	} else {
 		pte_set(r, idx, cur, pte_make(PTE_SWAPPED, slot, 0));
 		slot = UINT32_MAX;
+		/* A thread that faulted here found our marker and sleeps
+		 * until we act: wake it, it faults again and decides. */
+		uffd_wake(us->uffd, addr, PAGE_SIZE_);
 	}
 	pthread_mutex_unlock(ptl);
 	unreserve_pages(us, 1);

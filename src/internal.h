@@ -52,7 +52,9 @@
  *   bit   5      HAS_SLOT: a swap copy is kept (PRESENT clean, or EVICTING
  *                a clean page); the slot is in bits 32..63
  *   bits  8..9   AGE for the clock (PRESENT only)
- *   bits 12..31  SWAPPED: eviction sequence (low 20 bits) for refault distance
+ *   bits 12..31  SWAPPED: eviction sequence (low 20 bits) for refault distance;
+ *                EVICTING: the owner (context id * EVICT_BATCH + batch index),
+ *                so a finishing eviction knows the entry is still its own
  *   bits 32..63  payload: slot (SWAPPED, HAS_SLOT) or in-flight descriptor
  *                index (MARKER)
  *
@@ -86,6 +88,14 @@ static inline pte_t pte_make(unsigned state, uint32_t payload, pte_t flags)
 {
 	return (pte_t)state | flags | ((pte_t)payload << 32);
 }
+/* EVICTING entries name their owner, as MARKER entries do (I4). */
+_Static_assert((MAX_THREADS + 1 + API_CTXS) * EVICT_BATCH <= (PTE_SEQ_MASK >> PTE_SEQ_SHIFT),
+	       "EVICTING owner ids must fit the entry");
+static inline pte_t pte_evict_owner(unsigned ctx_id, unsigned k)
+{
+	return ((pte_t)(ctx_id * EVICT_BATCH + k) << PTE_SEQ_SHIFT) & PTE_SEQ_MASK;
+}
+
 static inline pte_t pte_with_age(pte_t e, unsigned age)
 {
 	return (e & ~PTE_AGE_MASK) | ((pte_t)age << PTE_AGE_SHIFT);

@@ -45,6 +45,17 @@ void unreserve_pages(struct uswap *us, uint64_t n)
 }
 
 /*
+ * Is entry @e still the EVICTING state that context @t set for batch page
+ * @k?  "EVICTING" alone proves nothing: the page may have been discarded,
+ * touched and evicted again by someone else meanwhile (I4).
+ */
+static inline bool evict_mine(const struct uthread *t, pte_t e, unsigned k)
+{
+	return pte_state(e) == PTE_EVICTING &&
+	       (e & PTE_SEQ_MASK) == pte_evict_owner(t->id, k);
+}
+
+/*
  * Undo a failed eviction of page @k: the store failed, so the page goes
  * back where it was (if nobody discarded it meanwhile).  Returns true if
  * the page is resident again.
@@ -57,7 +68,7 @@ static bool put_back(struct uthread *t, struct region *r, size_t idx, unsigned k
 
 	pthread_mutex_lock(ptl);
 	pte_t e = atomic_load(region_pte(r, idx));
-	if (pte_state(e) == PTE_EVICTING &&
+	if (evict_mine(t, e, k) &&
 	    uffd_move(us->uffd, region_addr(r, idx),
 		      (uintptr_t)t->staging + ((size_t)k << PAGE_SHIFT_), PAGE_SIZE_) ==
 		    PAGE_SIZE_) {
@@ -68,9 +79,9 @@ static bool put_back(struct uthread *t, struct region *r, size_t idx, unsigned k
 	return back;
 }
 
-/* Finish the eviction of page @k (at @idx) into @slot. */
+/* Finish the eviction of batch page @k (at @idx) into @slot. */
 static void evict_finish(struct uthread *t, struct region *r, size_t idx,
-			 uint32_t slot)
+			 unsigned k, uint32_t slot)
 {
 	struct uswap *us = t->us;
 	pthread_mutex_t *ptl = region_ptl(r, idx);
@@ -78,7 +89,7 @@ static void evict_finish(struct uthread *t, struct region *r, size_t idx,
 
 	pthread_mutex_lock(ptl);
 	pte_t e = atomic_load(region_pte(r, idx));
-	discarded = pte_state(e) != PTE_EVICTING;
+	discarded = !evict_mine(t, e, k);
 	if (!discarded) {
 		uint64_t seq = atomic_fetch_add_explicit(&us->evict_seq, 1,
 							 memory_order_relaxed);
@@ -183,7 +194,7 @@ static long evict_window(struct uthread *t, struct region *r, size_t from,
 		t->evict_idx[n] = (uint32_t)i;
 		t->evict_old[n] = e & ~PTE_WAITERS;
 		pte_set(r, i, e, pte_make(PTE_EVICTING, pte_payload(e),
-					  e & PTE_HAS_SLOT));
+					  (e & PTE_HAS_SLOT) | pte_evict_owner(t->id, n)));
 		n++;
 	}
 	moved = n ? move_out(t, r, n, drop, &ndrop) : 0;
@@ -220,7 +231,7 @@ static long evict_window(struct uthread *t, struct region *r, size_t from,
 			STAT_INC(us, swapouts);
 		}
 		HOOK("evict_stored", us, region_addr(r, idx));
-		evict_finish(t, r, idx, slot);
+		evict_finish(t, r, idx, k, slot);
 		evicted++;
 	}
 	madvise(t->staging, (size_t)n << PAGE_SHIFT_, MADV_DONTNEED);
