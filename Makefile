@@ -22,7 +22,7 @@ V_asan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=address,undefined \
 	-fno-omit-frame-pointer -fno-sanitize-recover=undefined
 V_tsan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=thread
 
-.PHONY: all lib demo bench-core test test-build deps clean check-deps
+.PHONY: all lib demo bench-core test test-build deps clean check-deps fuzz
 all: lib build/release/demo build/release/bench_core
 
 lib: build/release/libuswap.a build/release/libuswap.so.$(SOMAJOR)
@@ -36,7 +36,7 @@ build/$(1)/libuswap.a: $$(patsubst src/%.c,build/$(1)/obj/%.o,$$(SRCS))
 	@rm -f $$@
 	ar rcs $$@ $$^
 
-build/$(1)/tests/%: tests/%.c tests/test.h build/$(1)/libuswap.a
+build/$(1)/tests/%: tests/%.c $$(wildcard tests/*.h) build/$(1)/libuswap.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_BASE) $$(V_$(1)_CFLAGS) $$< -o $$@ build/$(1)/libuswap.a $$(LIBS)
 
@@ -69,7 +69,7 @@ bench-core: check-deps
 	build/release/bench_core
 
 test-build:
-	$(MAKE) build/test/tests/all build/asan/tests/all build/tsan/tests/all
+	$(MAKE) -j2 build/test/tests/all build/asan/tests/all build/tsan/tests/all
 
 test: check-deps
 	$(MAKE) test-build
@@ -77,3 +77,66 @@ test: check-deps
 
 clean:
 	rm -rf build
+
+# ---- uswap-soak: randomized soak of every API call (bench/uswap_soak.c, SOAK.md).
+# Links the static library: uswap__validate is in it (hidden in the .so).
+.PHONY: soak-build
+soak-build: build/release/uswap-soak
+
+build/release/uswap-soak: bench/uswap_soak.c demo/workload.h src/testing.h build/release/libuswap.a
+	$(CC) $(CFLAGS_BASE) -O2 -Idemo $< -o $@ build/release/libuswap.a $(LIBS) -lm
+
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer targets (fuzz/fuzz_<t>.c, see fuzz/README.md), built with clang
+# against the library sources compiled with ASan+UBSan and coverage.
+#   make fuzz          build, then run each target FUZZ_SECONDS (60) on a copy
+#                      of its corpus (build/fuzz/corpus-<t>); fails on a crash,
+#                      a hang or a failed check.  FUZZ_PARALLEL=2: two at once.
+#   make fuzz-build    build only: build/fuzz/fuzz_<t>
+#   make fuzz-merge    add to fuzz/corpus/<t> the working-corpus inputs that
+#                      bring new coverage (libFuzzer -merge=1)
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_PARALLEL ?= 1
+FUZZ_TARGETS ?= pool zbackend decompress config engine
+FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -DUSWAP_TESTING -g -O1 -pthread \
+	-Wall -Wextra -Wno-unused-parameter -Iinclude -Isrc \
+	-fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+FUZZ_LIBS    := -llz4 -lzstd -lpthread
+FUZZ_OBJS    := $(patsubst src/%.c,build/fuzz/obj/%.o,$(sort $(wildcard src/*.c)))
+FUZZ_BINS    := $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
+
+build/fuzz/obj/%.o: src/%.c $(wildcard src/*.h) include/uswap.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/fuzz/libuswap-fuzz.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h build/fuzz/libuswap-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ \
+		build/fuzz/libuswap-fuzz.a $(FUZZ_LIBS)
+
+.PHONY: fuzz-build fuzz-merge
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_PARALLEL=$(FUZZ_PARALLEL) fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-merge: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t build/fuzz/corpus-$$t; \
+		build/fuzz/fuzz_$$t -merge=1 fuzz/corpus/$$t build/fuzz/corpus-$$t \
+			>build/fuzz/merge-$$t.log 2>&1 || { tail -n 20 build/fuzz/merge-$$t.log; exit 1; }; \
+		echo "fuzz/corpus/$$t: $$(ls fuzz/corpus/$$t | wc -l) files, $$(cat fuzz/corpus/$$t/* | wc -c) bytes"; \
+	done
+
+# Regenerate the hand-made seeds fuzz/corpus/<t>/seed-* (fuzz/gen_corpus.c).
+.PHONY: fuzz-seeds
+fuzz-seeds:
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -O1 fuzz/gen_corpus.c \
+		src/compress.c -o build/fuzz/gen_corpus $(FUZZ_LIBS)
+	build/fuzz/gen_corpus fuzz/corpus

@@ -58,9 +58,9 @@ static unsigned ra_window(struct uswap *us, struct region *r, size_t idx,
 	uint64_t next = atomic_load_explicit(&r->ra_next, memory_order_relaxed);
 	unsigned win = atomic_load_explicit(&r->ra_win, memory_order_relaxed);
 
+	*hits = 0;
 	if (!max)
 		return 0;
-	*hits = 0;
 	if (next && idx == next) {
 		*hits = atomic_load_explicit(&r->ra_lastwin, memory_order_relaxed);
 		win = win < 4 ? 4 : win * 2;

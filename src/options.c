@@ -20,7 +20,8 @@ int parse_size(const char *s, size_t *out)
 	unsigned long long v;
 	unsigned shift = 0;
 
-	if (!s || !*s || *s == '-')
+	/* strtoull() skips blanks and negates a '-': refuse both up front. */
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
@@ -66,11 +67,16 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 }
 
 #define MIN_LIMIT (16 * (size_t)USWAP_PAGE_SIZE)
+/* The pool's own metadata and slot table take about 44 KiB before the
+ * first object: a cap below 1 MiB would refuse every store. */
+#define MIN_POOL_CAP ((size_t)1 << 20)
 
 int uswap_config_check(const struct uswap_config *c, char *err, size_t errlen)
 {
 	if (c->limit < MIN_LIMIT)
 		return fail(err, errlen, "USWAP_LIMIT: %zu bytes is below the minimum of 64K", c->limit);
+	if (c->pool_cap && c->pool_cap < MIN_POOL_CAP)
+		return fail(err, errlen, "USWAP_POOL_CAP: %zu bytes is below the minimum of 1M (or 0 for no cap)", c->pool_cap);
 	if (strcmp(c->backend, "zram"))
 		return fail(err, errlen, "USWAP_BACKEND: unknown backend '%s' (accepted: zram)", c->backend);
 	if (strcmp(c->compressor, "lz4") && strcmp(c->compressor, "zstd"))
@@ -121,7 +127,8 @@ static int env_word(const char *name, char *dst, size_t dstlen, const char *acce
 	if (!v)
 		return 0;
 	snprintf(buf, sizeof(buf), ",%s,", v);
-	if (strlen(v) < dstlen && strstr(accepted, buf)) {
+	/* A value is one word: "a,b" would match ",a,b," as a substring. */
+	if (strlen(v) < dstlen && !strchr(v, ',') && strstr(accepted, buf)) {
 		snprintf(dst, dstlen, "%s", v);
 		return 0;
 	}

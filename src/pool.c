@@ -499,6 +499,12 @@ struct uswap_pool *pool_create_sized(size_t cap_bytes, size_t arena_bytes)
 	for (unsigned o = 0; o < NORDERS; o++)
 		p->free_spans[o] = NONE;
 	classes_init(p);
+	if (cap_bytes && pool_bytes(p) > cap_bytes) {
+		/* The cap cannot even hold the pool's own metadata. */
+		pool_destroy(p);
+		errno = EINVAL;
+		return NULL;
+	}
 	return p;
 }
 

@@ -530,6 +530,11 @@ struct uswap_backend *uswap_zbackend_create(const struct uswap_zconfig *cfg)
 	zb->hwm = 1;			/* slot 0 is never used */
 	pthread_mutex_init(&zb->free_lock, NULL);
 	zb->pool = pool_create(cfg->pool_cap);
+	if (!zb->pool && errno == EINVAL) {
+		zb_destroy(&zb->base);
+		errno = EINVAL;		/* a cap below the pool's own metadata */
+		return NULL;
+	}
 	if (!zb->pool || table_reserve(zb))
 		goto nomem;
 	/* the first table page too: slot 0 lives there */
