@@ -44,6 +44,19 @@ void unreserve_pages(struct uswap *us, uint64_t n)
 		atomic_fetch_sub_explicit(&us->resident, n, memory_order_relaxed);
 }
 
+static inline uintptr_t staging_addr(const struct uthread *t, unsigned k)
+{
+	return (uintptr_t)t->staging + ((size_t)k << PAGE_SHIFT_);
+}
+
+/* Is staging page @k mapped (did a MOVE put a page there)? */
+static bool staging_present(const struct uthread *t, unsigned k)
+{
+	unsigned char v = 0;
+
+	return mincore((void *)staging_addr(t, k), PAGE_SIZE_, &v) == 0 && (v & 1);
+}
+
 /*
  * Is entry @e still the EVICTING state that context @t set for batch page
  * @k?  "EVICTING" alone proves nothing: the page may have been discarded,
@@ -68,10 +81,20 @@ static bool put_back(struct uthread *t, struct region *r, size_t idx, unsigned k
 
 	pthread_mutex_lock(ptl);
 	pte_t e = atomic_load(region_pte(r, idx));
-	if (evict_mine(t, e, k) &&
-	    uffd_move(us->uffd, region_addr(r, idx),
-		      (uintptr_t)t->staging + ((size_t)k << PAGE_SHIFT_), PAGE_SIZE_) ==
-		    PAGE_SIZE_) {
+	if (evict_mine(t, e, k)) {
+		/* MOVE back; if it reports failure but the page left staging
+		 * it went home (see move_out); else copy it home instead. */
+		long m = uffd_move(us->uffd, region_addr(r, idx), staging_addr(t, k),
+				   PAGE_SIZE_);
+
+		back = m == PAGE_SIZE_ || !staging_present(t, k) ||
+		       uffd_copy(us->uffd, region_addr(r, idx),
+				 (const void *)staging_addr(t, k), PAGE_SIZE_, false) == PAGE_SIZE_;
+		if (!back)
+			uswap__warn("uswap: cannot put page %#lx back after a failed store",
+				    (unsigned long)region_addr(r, idx));
+		/* Even then the entry must leave EVICTING: the page is
+		 * resident as far as anyone can tell (a fault maps zeros). */
 		pte_set(r, idx, e, pte_with_age(pte_make(PTE_PRESENT, 0, 0), 1));
 		back = true;
 	}
@@ -130,27 +153,39 @@ static uint64_t move_out(struct uthread *t, struct region *r, unsigned n,
 
 		while (k + run < n && t->evict_idx[k + run] == t->evict_idx[k] + run)
 			run++;
-		long ret = uffd_move(us->uffd,
-				     (uintptr_t)t->staging + ((size_t)k << PAGE_SHIFT_),
+		long ret = uffd_move(us->uffd, staging_addr(t, k),
 				     region_addr(r, t->evict_idx[k]),
 				     (size_t)run << PAGE_SHIFT_);
-		unsigned done = ret > 0 ? (unsigned)(ret >> PAGE_SHIFT_) : 0;
+		unsigned char vec[EVICT_BATCH];
+		bool all = ret == (long)((size_t)run << PAGE_SHIFT_);
 
-		for (unsigned i = 0; i < done; i++)
-			moved |= 1ull << (k + i);
-		if (done < run) {
-			/* The page at k + done did not move: find out why. */
-			unsigned f = k + done;
+		/*
+		 * Believe the staging area, not the count: on 6.18 a MOVE that
+		 * hit an internal -EAGAIN can move a batch without counting it
+		 * and then fail with -EEXIST (SOAK.md §4).  Pages we moved are
+		 * present in staging, which nobody else maps.
+		 */
+		if (!all && mincore((void *)staging_addr(t, k),
+				    (size_t)run << PAGE_SHIFT_, vec))
+			memset(vec, 0, sizeof(vec));
+		for (unsigned i = 0; i < run; i++) {
+			unsigned f = k + i;
+
+			if (all || (vec[i] & 1)) {
+				moved |= 1ull << f;
+				continue;
+			}
+			/* This page did not move: ask again, alone, why. */
 			size_t idx = t->evict_idx[f];
-			long why = ret > 0 ? uffd_move(us->uffd,
-				(uintptr_t)t->staging + ((size_t)f << PAGE_SHIFT_),
-				region_addr(r, idx), PAGE_SIZE_) : ret;
+			long why = uffd_move(us->uffd, staging_addr(t, f),
+					     region_addr(r, idx), PAGE_SIZE_);
 			pte_t e = atomic_load(region_pte(r, idx));
 			pte_t old = t->evict_old[f];
 
-			if (why == PAGE_SIZE_) {
+			if (why == PAGE_SIZE_ || staging_present(t, f)) {
 				moved |= 1ull << f;
 			} else if (why == -ENOENT) {
+				/* A hole: zapped behind uswap's back. */
 				if (old & PTE_HAS_SLOT)
 					drop[(*ndrop)++] = pte_payload(old);
 				pte_set(r, idx, e, pte_make(PTE_NONE, 0, 0));
@@ -159,9 +194,8 @@ static uint64_t move_out(struct uthread *t, struct region *r, unsigned n,
 				STAT_INC(us, evict_busy);
 				pte_set(r, idx, e, old & ~PTE_WAITERS);
 			}
-			done++;
 		}
-		k += done;
+		k += run;
 	}
 	return moved;
 }
