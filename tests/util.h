@@ -156,14 +156,14 @@ static inline void gate_arm(int i, const char *point, void *addr, int skip)
 	atomic_store(&gates[i].armed, 1);
 }
 
-/* Wait (up to 20 s: a hang is a failure, not a timing assertion) for a
+/* Wait (up to 60 s: a hang is a failure, not a timing assertion) for a
  * thread to stop at gate @i. */
 static inline void gate_wait(int i)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 20;
+	ts.tv_sec += 60;
 	while (sem_timedwait(&gates[i].arrived, &ts)) {
 		if (errno != EINTR)
 			T_FAIL("no pager thread reached gate '%s'", gates[i].point);
@@ -214,13 +214,13 @@ static inline void app_start(struct app_op *op, void *page, int write,
 		T_FAIL("pthread_create");
 }
 
-/* Join, failing (not hanging) if the thread stays asleep for 20 s. */
+/* Join, failing (not hanging) if the thread stays asleep for 60 s. */
 static inline void app_join(struct app_op *op)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 20;
+	ts.tv_sec += 60;
 	if (pthread_timedjoin_np(op->th, NULL, &ts))
 		T_FAIL("application thread left asleep");
 }
