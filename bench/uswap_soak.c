@@ -27,15 +27,24 @@
  * Invariant checks (every --check seconds, default 5): the workers park at
  * a barrier, then uswap__validate() (no marker or eviction left, resident
  * equals present pages, every named slot has count 1, the backend holds no
- * slot nobody names) and resident <= limit (after the evictor settles),
- * then the workers resume.  A watchdog fails the run if a worker makes no
- * progress for 60 s outside a pause (a thread left asleep).
+ * slot nobody names), resident <= limit (after the evictor settles), and
+ * entries agree with the kernel's page table (PRESENT <=> mincore finds the
+ * page: a PRESENT entry with no page is data already lost, which
+ * uswap__validate cannot see), then the workers resume.  A watchdog fails
+ * the run if a worker makes no progress for 60 s outside a pause (a thread
+ * left asleep).
+ *
+ * On the first mismatch of a shared page: the engine's entries for it and
+ * its neighbours, the page's last locked operations and the range
+ * operations that covered it (a ring of the last 2^20).  At the end the
+ * wrong pages are listed as ranges.
  *
  * Progress every --progress seconds (default 10): ops/s, swap-ins and
  * swap-outs, resident vs limit, the pool's compression ratio and memory
  * efficiency, errors.  At the end: every page of every region verified,
  * a last sweep, the statistics, unmap and close.  Exit 0 only if there was
- * no mismatch, no failed call, no invariant violation.
+ * no mismatch, no failed call, no invariant violation.  SOAK.md has the
+ * runs made with it.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -71,6 +71,11 @@ static unsigned ra_window(struct uswap *us, struct region *r, size_t idx,
 	}
 	if (win > max)
 		win = max;
+	/* Never let one window be a large part of the limit: under a tiny
+	 * limit it would only evict what it just brought in. */
+	uint64_t cap = atomic_load_explicit(&us->limit_pages, memory_order_relaxed) / 8;
+	if (win > cap)
+		win = (unsigned)cap;
 	atomic_store_explicit(&r->ra_last, idx + 1, memory_order_relaxed);
 	atomic_store_explicit(&r->ra_win, win, memory_order_relaxed);
 	return win;
