@@ -22,7 +22,7 @@ V_asan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=address,undefined \
 	-fno-omit-frame-pointer -fno-sanitize-recover=undefined
 V_tsan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=thread
 
-.PHONY: all lib demo bench-core test test-build deps clean check-deps fuzz
+.PHONY: all lib demo bench-core test test-build deps clean check-deps fuzz verify
 all: lib build/release/demo build/release/bench_core
 
 lib: build/release/libuswap.a build/release/libuswap.so.$(SOMAJOR)
@@ -140,3 +140,8 @@ fuzz-seeds:
 	$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -O1 fuzz/gen_corpus.c \
 		src/compress.c -o build/fuzz/gen_corpus $(FUZZ_LIBS)
 	build/fuzz/gen_corpus fuzz/corpus
+
+# The Promela model of the swap-in protocol (model/README.md): spin checks
+# design B as implemented, design A, and mutants that must be caught.
+verify:
+	model/run.sh
