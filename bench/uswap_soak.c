@@ -5,7 +5,7 @@
  *
  *   build/release/uswap-soak --seconds N --threads T --size SIZE --limit SIZE
  *       [--seed S] [--compressor lz4|zstd] [--handlers H] [--check SECS]
- *       [--progress SECS]
+ *       [--progress SECS] [--cold N]
  *
  * T application threads share two managed regions (SIZE in all) and do, at
  * random: reads of one page or of a run of pages (every byte compared with
@@ -13,7 +13,9 @@
  * bumped), discards of 1..16 pages, pageouts and prefetches of 1..64 pages,
  * set_limit between LIMIT/2 and LIMIT, and map / use / unmap of a small
  * region of their own.  Pages are picked Zipf(0.99) (hot pages scattered)
- * or uniformly, so the resident set churns through the limit.
+ * or uniformly, so the resident set churns through the limit.  With
+ * --cold N, a thread also MADV_COLDs a 64-page window (mostly of hot
+ * pages) N times a second (see cold_main).
  *
  * Expected content.  Every shared page has a spinlock and a version in
  * ordinary memory.  Reads, writes and discards of a page take its lock
@@ -701,6 +703,40 @@ static uint64_t total_ops(void)
 	return n;
 }
 
+/*
+ * --cold N: N times a second, madvise(MADV_COLD) a 64-page window around
+ * a page picked like the workers pick theirs (mostly hot ones).  It
+ * changes no content, but it clears the young bits of the window's
+ * page-table entries, which the next access sets again: an eviction's
+ * UFFDIO_MOVE racing with that sees its PTE change and retries inside the
+ * kernel, the path where Linux 6.18 misreports what it moved (SOAK.md
+ * section 4).  Kernel page aging does the same under memory pressure;
+ * this makes it happen on purpose.
+ */
+static unsigned opt_cold;
+static _Atomic uint64_t n_cold;
+
+static void *cold_main(void *arg)
+{
+	struct worker w = { 0 };
+
+	(void)arg;
+	wl_rng_seed(&w.rng, opt_seed ^ 0xc01dc01dull);
+	while (!atomic_load(&stop_req)) {
+		unsigned reg;
+		size_t idx;
+
+		pick(&w, &reg, &idx);
+		idx = idx > 32 ? idx - 32 : 0;
+		if (idx + 64 > mr[reg].npages)
+			idx = mr[reg].npages - 64;
+		madvise(page_of(reg, idx), 64 * PG, MADV_COLD);
+		atomic_fetch_add_explicit(&n_cold, 1, memory_order_relaxed);
+		usleep(1000000 / opt_cold);
+	}
+	return NULL;
+}
+
 static void *watchdog_main(void *arg)
 {
 	(void)arg;
@@ -759,6 +795,8 @@ static void usage(FILE *f)
 		"  --handlers H       fault handler threads (default 2)\n"
 		"  --check SECS       invariant sweep interval (default 5)\n"
 		"  --progress SECS    progress line interval (default 10)\n"
+		"  --cold N           N times a second, MADV_COLD a 64-page window\n"
+		"                     (clears young bits; default 0: off)\n"
 		"Other settings come from the USWAP_* environment variables.\n"
 		"Exit status: 0 clean, 1 mismatch / failed call / invariant, 2 usage,\n"
 		"3 a worker stalled.\n");
@@ -811,6 +849,11 @@ int main(int argc, char **argv)
 			      opt_handlers > 64;
 		} else if (!strcmp(o, "--check")) {
 			bad = parse_u64(val, &opt_check) || !opt_check;
+		} else if (!strcmp(o, "--cold")) {
+			uint64_t v;
+
+			bad = parse_u64(val, &v) || v > 1000000;
+			opt_cold = (unsigned)v;
 		} else if (!strcmp(o, "--progress")) {
 			bad = parse_u64(val, &opt_progress) || !opt_progress;
 		} else {
@@ -884,6 +927,9 @@ int main(int argc, char **argv)
 	       opt_limit / 2 / MiB, opt_limit / MiB, cfg.backend, cfg.compressor,
 	       cfg.threads, cfg.readahead_max, (unsigned long long)opt_seed,
 	       (unsigned long long)opt_check);
+	if (opt_cold)
+		printf("uswap-soak: MADV_COLD on a 64-page window (mostly hot pages) %u "
+		       "times a second\n", opt_cold);
 	fflush(stdout);
 
 	pthread_barrier_init(&bar_park, NULL, nworkers + 1);
@@ -900,7 +946,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	pthread_t wd;
+	pthread_t wd, cold;
+	if (opt_cold && pthread_create(&cold, NULL, cold_main, NULL)) {
+		fprintf(stderr, "uswap-soak: pthread_create failed\n");
+		return 1;
+	}
 	pthread_create(&wd, NULL, watchdog_main, NULL);
 
 	uint64_t end = t0 + opt_seconds * 1000000000ull;
@@ -935,6 +985,8 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nworkers; i++)
 		pthread_join(workers[i].th, NULL);
 	pthread_join(wd, NULL);
+	if (opt_cold)
+		pthread_join(cold, NULL);
 	double secs = (double)(wl_now_ns() - t0) / 1e9;
 
 	/* Every shared page, once more (the wrong ones summed up as ranges),
@@ -984,6 +1036,8 @@ int main(int argc, char **argv)
 	       (unsigned long long)n_pageouts, (unsigned long long)n_prefetches,
 	       (unsigned long long)n_limits, (unsigned long long)n_maps,
 	       (unsigned long long)n_unmaps, (unsigned long long)n_busy);
+	if (opt_cold)
+		printf("uswap-soak: %llu MADV_COLD calls\n", (unsigned long long)n_cold);
 	printf("uswap-soak: %llu invariant checks (slowest %.0f ms), %llu pages verified "
 	       "at the end, peak resident %.1f MiB (limit at most %.0f MiB, over_limit %llu)\n",
 	       (unsigned long long)n_checks, worst_check_ms, (unsigned long long)verified,
