@@ -214,6 +214,26 @@ USWAP_API int uswap_stats(struct uswap *us, struct uswap_stats *st);
 /* Print @st as a table on @f (a FILE *; void * to keep stdio out). */
 USWAP_API void uswap_stats_print(const struct uswap_stats *st, void *f);
 
+/*
+ * fork(2) support.  A process that forks while uswap manages memory calls
+ * these around fork, as pthread_atfork(3) handlers do (the LD_PRELOAD shim
+ * registers them itself):
+ *   uswap_fork_prepare()  before fork: waits until no fault, eviction or
+ *                         call is in flight and holds the engine still;
+ *   uswap_fork_parent()   in the parent after fork: lets it go on;
+ *   uswap_fork_child()    in the child: gives the child an engine of its
+ *                         own over the same regions (a new userfaultfd,
+ *                         new threads), so the child sees exactly the
+ *                         parent's memory as of the fork, evicted pages
+ *                         included; later writes stay each side's own.
+ * uswap_fork_child() returns 0, or -errno if the child's engine could not
+ * be started (its managed memory is then unusable: the child should exit
+ * or exec).  Costs: see uswap(7) and DESIGN.md, "fork".
+ */
+USWAP_API void uswap_fork_prepare(struct uswap *us);
+USWAP_API void uswap_fork_parent(struct uswap *us);
+USWAP_API int uswap_fork_child(struct uswap *us);
+
 /* The library's version string. */
 USWAP_API const char *uswap_version(void);
 
