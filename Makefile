@@ -73,7 +73,7 @@ test-build:
 
 test: check-deps
 	$(MAKE) test-build
-	scripts/run-tests.sh test asan tsan
+	scripts/run-tests.sh test asan tsan sh
 
 clean:
 	rm -rf build

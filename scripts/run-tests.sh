@@ -1,14 +1,19 @@
 #!/bin/sh
 # Run every test program of each variant given (test, asan, tsan) with a
 # timeout; print a line per test and, last, "N passed, N failed" for CI.
-# A skipped test (exit 77) counts as neither.
+# A skipped test (exit 77) counts as neither.  The pseudo-variant "sh" runs
+# the script tests tests/sh/test_*.sh (whole programs under the release
+# build: the shim, the CLI, real programs such as redis-server and python3).
 pass=0; fail=0; skip=0; failed=""
 TIMEOUT=${USWAP_TEST_TIMEOUT:-300}
 for v in "$@"; do
-	for t in build/$v/tests/test_*; do
+	if [ "$v" = sh ]; then list=$(ls tests/sh/test_*.sh 2>/dev/null); mkdir -p build/sh
+	else list=$(ls build/$v/tests/test_* 2>/dev/null | grep -v '\.log$'); fi
+	for t in $list; do
 		[ -x "$t" ] || continue
 		name="$v/$(basename "$t")"
-		log="build/$v/tests/$(basename "$t").log"
+		if [ "$v" = sh ]; then log="build/sh/$(basename "$t").log"
+		else log="build/$v/tests/$(basename "$t").log"; fi
 		start=$(date +%s.%N)
 		case $v in
 		asan) env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1 ;;
