@@ -4,6 +4,7 @@
 #   make test       install deps, build the test, ASan+UBSan and TSan variants,
 #                   run the suite under each; ends with "N passed, N failed"
 #   make bench-core the core benchmark (1 GiB, 256 MiB limit)
+#   make bench      RAM vs kernel swap (zram) vs uswap, one table (BENCHMARKS.md)
 
 CC      ?= cc
 CFLAGS_BASE := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
@@ -22,8 +23,8 @@ V_asan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=address,undefined \
 	-fno-omit-frame-pointer -fno-sanitize-recover=undefined
 V_tsan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=thread
 
-.PHONY: all lib demo bench-core test test-build deps clean check-deps fuzz verify
-all: lib build/release/demo build/release/bench_core
+.PHONY: all lib demo bench-core bench bench-smoke test test-build deps clean check-deps fuzz verify
+all: lib build/release/demo build/release/bench_core build/release/uswap-bench
 
 lib: build/release/libuswap.a build/release/libuswap.so.$(SOMAJOR)
 
@@ -57,6 +58,10 @@ build/release/demo: demo/demo.c demo/workload.h build/release/libuswap.a
 build/release/bench_core: bench/bench_core.c demo/workload.h build/release/libuswap.a
 	$(CC) $(CFLAGS_BASE) -O2 -Idemo $< -o $@ build/release/libuswap.a $(LIBS) -lm
 
+# The standard workload of `make bench` (bench/uswap_bench.c, BENCHMARKS.md).
+build/release/uswap-bench: bench/uswap_bench.c demo/workload.h src/statsfile.h include/uswap.h build/release/libuswap.a
+	$(CC) $(CFLAGS_BASE) -O2 -Idemo $< -o $@ build/release/libuswap.a $(LIBS) -lm
+
 check-deps:
 	@scripts/deps.sh
 
@@ -67,6 +72,22 @@ demo: check-deps
 bench-core: check-deps
 	$(MAKE) build/release/bench_core
 	build/release/bench_core
+
+# make bench: the standard workload on RAM, the kernel's swap (zram + memory
+# cgroup, needs root), uswap through the library and through `uswap run`,
+# interleaved; one table of medians, CSV/JSON and plots in build/bench/latest
+# (bench/run.sh --help; BENCHMARKS.md).  About 6 minutes with the defaults.
+#   make bench BENCH_ARGS="--size 2G --limit 512M --repeat 5"
+#   make bench-smoke    a tiny configuration, for CI (tests/sh/test_bench_smoke.sh)
+BENCH_ARGS ?=
+BENCH_BINS := build/release/uswap-bench
+bench: check-deps
+	$(MAKE) $(BENCH_BINS)
+	bench/run.sh $(BENCH_ARGS)
+
+bench-smoke: check-deps
+	$(MAKE) $(BENCH_BINS)
+	bench/run.sh --smoke $(BENCH_ARGS)
 
 test-build:
 	$(MAKE) -j2 build/test/tests/all build/asan/tests/all build/tsan/tests/all
