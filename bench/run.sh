@@ -179,6 +179,7 @@ kernel_setup() {	# one run: a fresh zram device and cgroup
 	swapon -p 100 "/dev/zram$ZNUM" || return 1
 	CG=$CG_ROOT/uswap-bench-$$
 	mkdir "$CG" || { CG=""; return 1; }
+	echo "kernel_resources=zram$ZNUM $CG" >>"$OUT/meta.txt"	# for the smoke test
 	if [ "$CG_KIND" = v1 ]; then
 		echo "$LIMIT_B" >"$CG/memory.limit_in_bytes" || return 1
 	else
@@ -242,8 +243,15 @@ run_one() {	# system rep
 	fi
 }
 
+uffd_ok() {	# can this user have a userfaultfd?
+	[ "$(id -u)" = 0 ] || { [ -r /dev/userfaultfd ] && [ -w /dev/userfaultfd ]; } ||
+		[ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 1 ]
+}
 RUN_SYSTEMS=""
 for s in $SYSTEMS; do
+	case $s in
+	uswap-*) uffd_ok || { skip "$s" "userfaultfd needs root, access to /dev/userfaultfd or vm.unprivileged_userfaultfd=1"; continue; } ;;
+	esac
 	case $s in
 	ram|uswap-lib) RUN_SYSTEMS="$RUN_SYSTEMS $s" ;;
 	kernel) kernel_prepare && RUN_SYSTEMS="$RUN_SYSTEMS $s" ;;
