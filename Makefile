@@ -23,7 +23,7 @@ V_asan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=address,undefined \
 V_tsan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=thread
 
 .PHONY: all lib demo bench-core test test-build deps clean check-deps fuzz verify
-all: lib build/release/demo build/release/bench_core
+all: lib build/release/demo build/release/bench_core build/release/uswap
 
 lib: build/release/libuswap.a build/release/libuswap.so.$(SOMAJOR)
 
@@ -57,6 +57,12 @@ build/release/demo: demo/demo.c demo/workload.h build/release/libuswap.a
 build/release/bench_core: bench/bench_core.c demo/workload.h build/release/libuswap.a
 	$(CC) $(CFLAGS_BASE) -O2 -Idemo $< -o $@ build/release/libuswap.a $(LIBS) -lm
 
+# The uswap command (tools/, uswap(1)), on the static library: it checks
+# options with the library's own parser before it execs the program.
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+build/release/uswap: $(TOOL_SRCS) tools/cli.h src/statsfile.h include/uswap.h build/release/libuswap.a
+	$(CC) $(CFLAGS_BASE) -O2 $(TOOL_SRCS) -o $@ build/release/libuswap.a $(LIBS)
+
 check-deps:
 	@scripts/deps.sh
 
@@ -69,7 +75,7 @@ bench-core: check-deps
 	build/release/bench_core
 
 test-build:
-	$(MAKE) -j2 build/test/tests/all build/asan/tests/all build/tsan/tests/all
+	$(MAKE) -j2 build/test/tests/all build/asan/tests/all build/tsan/tests/all build/release/uswap
 
 test: check-deps
 	$(MAKE) test-build
