@@ -336,10 +336,10 @@ static int watch(pid_t pid, double secs, long count, int all)
 
 int cmd_stat(int argc, char **argv)
 {
-	int watching = 0, all = 0;
+	int watching = 0, all = 0, npos = 0;
 	double secs = 1;
 	long count = 0;
-	const char *pids = NULL;
+	const char *pos[2], *secs_arg = NULL, *pids = NULL;
 	char *end;
 
 	for (int i = 1; i < argc; i++) {
@@ -352,28 +352,43 @@ int cmd_stat(int argc, char **argv)
 			all = 1;
 		} else if (!strcmp(a, "-w") || !strcmp(a, "--watch")) {
 			watching = 1;
-			/* "-w SECS PID": a number with another after it. */
-			if (i + 2 < argc && strtod(argv[i + 1], &end) > 0 && !*end && is_pid(argv[i + 2]))
-				secs = strtod(argv[++i], NULL);
 		} else if (!strncmp(a, "-w", 2) || !strncmp(a, "--watch=", 8)) {
 			watching = 1;
-			secs = strtod(a + (a[1] == 'w' ? 2 : 8), &end);
-			if (*end || !(secs > 0) || secs > 86400) {
-				fprintf(stderr, "uswap stat: %s: SECS must be a number of seconds in (0, 86400]\n", a);
-				return EXIT_USAGE;
-			}
+			secs_arg = a + (a[1] == 'w' ? 2 : 8);
 		} else if (!strcmp(a, "-n") && i + 1 < argc) {
 			count = strtol(argv[++i], &end, 10);
 			if (*end || count < 1) {
 				fprintf(stderr, "uswap stat: -n %s: COUNT must be a positive integer\n", argv[i]);
 				return EXIT_USAGE;
 			}
-		} else if (is_pid(a) && !pids) {
-			pids = a;
+		} else if (a[0] != '-' && npos < 2) {
+			pos[npos++] = a;
 		} else {
 			fprintf(stderr, "uswap stat: unexpected argument '%s'\n%s", a, stat_usage);
 			return EXIT_USAGE;
 		}
+	}
+	/* "-w SECS PID": two positionals when watching. */
+	if (npos == 2 && watching && !secs_arg) {
+		secs_arg = pos[0];
+		pids = pos[1];
+	} else if (npos == 2) {
+		fprintf(stderr, "uswap stat: one PID at a time\n%s", stat_usage);
+		return EXIT_USAGE;
+	} else if (npos == 1) {
+		pids = pos[0];
+	}
+	if (secs_arg) {
+		secs = strtod(secs_arg, &end);
+		if (!*secs_arg || *end || !(secs > 0) || secs > 86400) {
+			fprintf(stderr, "uswap stat: -w %s: SECS must be a number of seconds in (0, 86400]\n",
+				secs_arg);
+			return EXIT_USAGE;
+		}
+	}
+	if (pids && !is_pid(pids)) {
+		fprintf(stderr, "uswap stat: '%s' is not a process id\n", pids);
+		return EXIT_USAGE;
 	}
 	if (!pids) {
 		if (watching) {
