@@ -3,6 +3,7 @@
  * from a real engine, for test_cli_stat.sh to read with `uswap stat`.
  *
  *   statpub SECONDS [--stale]
+ *   statpub --file PID badmagic|badversion|odd
  *
  * Maps 32 MiB under an 8 MiB limit and keeps writing it, refreshing
  * $USWAP_STATS_DIR/uswap.<pid> every 100 ms, for SECONDS; then removes the
@@ -40,6 +41,27 @@ static void publish(struct uswap_statsfile *sf, struct uswap *us)
 	__atomic_store_n(&sf->seq, s + 2, __ATOMIC_RELEASE);
 }
 
+static int write_broken(const char *dir, int pid, const char *how)
+{
+	struct uswap_statsfile sf = { .version = USWAP_STATSFILE_VERSION, .size = sizeof(sf), .pid = pid };
+	char path[4096];
+	FILE *f;
+
+	memcpy(sf.magic, USWAP_STATSFILE_MAGIC, sizeof(sf.magic));
+	if (!strcmp(how, "badmagic"))
+		memcpy(sf.magic, "NOTUSWAP", 8);
+	else if (!strcmp(how, "badversion"))
+		sf.version = USWAP_STATSFILE_VERSION + 1;
+	else if (!strcmp(how, "odd"))
+		sf.seq = 7;
+	else
+		errx(2, "unknown breakage '%s'", how);
+	snprintf(path, sizeof(path), "%s/" USWAP_STATSFILE_PREFIX "%d", dir, pid);
+	if (!(f = fopen(path, "w")) || fwrite(&sf, sizeof(sf), 1, f) != 1 || fclose(f))
+		err(1, "%s", path);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const size_t len = 32u << 20;
@@ -49,6 +71,9 @@ int main(int argc, char **argv)
 	char path[4096], e[256];
 	int fd, stale = argc > 2 && !strcmp(argv[2], "--stale");
 	double secs = argc > 1 ? atof(argv[1]) : 2;
+
+	if (argc == 4 && !strcmp(argv[1], "--file"))
+		return write_broken(dir && *dir ? dir : USWAP_STATSFILE_DIR, atoi(argv[2]), argv[3]);
 
 	if (uswap_config_init(&cfg, e, sizeof(e)))
 		errx(2, "%s", e);
