@@ -200,13 +200,13 @@ static void print_one(FILE *f, const struct uswap_statsfile *c, const struct usw
 		B(s->stored_orig_bytes), B(s->stored_compr_bytes));
 	fprintf(f, "  ratio        %11.2fx   memory efficiency %.2fx (stored / pool)\n",
 		s->compression_ratio, s->memory_efficiency);
-	fprintf(f, "  faults       %12llu   zero %llu, swap-in %llu, write-protect %llu, other %llu",
-		(unsigned long long)s->faults, (unsigned long long)s->faults_zero,
-		(unsigned long long)s->faults_swapin, (unsigned long long)s->faults_wp,
-		(unsigned long long)other);
+	fprintf(f, "  faults       %12llu", (unsigned long long)s->faults);
 	if (prev)
-		fprintf(f, "   %s", RATE(r1, prev, c, faults));
-	fprintf(f, "\n  swap-ins     %12llu", (unsigned long long)s->swapins);
+		fprintf(f, "   %-10s", RATE(r1, prev, c, faults));
+	fprintf(f, "   zero %llu, swap-in %llu, write-protect %llu, other %llu\n",
+		(unsigned long long)s->faults_zero, (unsigned long long)s->faults_swapin,
+		(unsigned long long)s->faults_wp, (unsigned long long)other);
+	fprintf(f, "  swap-ins     %12llu", (unsigned long long)s->swapins);
 	if (prev)
 		fprintf(f, "   %-10s", RATE(r2, prev, c, swapins));
 	fprintf(f, "   readahead %llu (hits %llu)\n", (unsigned long long)s->readahead_pages,

@@ -245,8 +245,11 @@ static int find_shim(char *path, size_t len)
 	snprintf(cand, sizeof(cand), "%s/" SHIM_NAME, exe);
 	if (realpath(cand, path) && !access(path, R_OK))
 		return 0;
-	snprintf(path, len, "the shim " SHIM_NAME " is neither in %s/../lib/uswap/ nor in %s/ "
-		 "(install uswap with make install, or set USWAP_PRELOAD to its path)", exe, exe);
+	/* "/usr/local/bin" -> "/usr/local/lib/uswap/" in the message. */
+	slash = strrchr(exe, '/');
+	snprintf(path, len, "the shim " SHIM_NAME " is in neither %.*s/lib/uswap/ nor %s/ "
+		 "(install uswap with make install, or set USWAP_PRELOAD to its path)",
+		 slash ? (int)(slash - exe) : 0, exe, exe);
 	return -1;
 }
 

@@ -58,7 +58,7 @@ check "stat PID" 0 "^pid $pub  statpub 6$" "^  limit +8\.0 MiB$" \
 check "stat -a PID" 0 "^uswap statistics" "evictor_runs"
 
 "$USWAP" stat -w 0.3 -n 3 $pub >"$T/out" 2>&1; rc=$?
-check "stat -w 0.3 -n 3" 0 "every 0\.3s" "^  faults .* [0-9]+/s$" "^  swap-ins +[0-9]+ +[0-9]+/s" "^  swap-outs +[0-9]+ +[0-9]+/s"
+check "stat -w 0.3 -n 3" 0 "every 0\.3s" "^  faults +[0-9]+ +[0-9]+/s +zero" "^  swap-ins +[0-9]+ +[0-9]+/s" "^  swap-outs +[0-9]+ +[0-9]+/s"
 [ "$(grep -c '^uswap stat .*every' "$T/out")" = 3 ] || fail "-n 3 drew $(grep -c '^uswap stat' "$T/out") screens"
 
 "$USWAP" stat --watch=0.5 $pub >"$T/out" 2>&1; rc=$?
