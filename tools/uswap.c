@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "uswap.h"
@@ -160,8 +161,9 @@ static void find_program(const char *prog, char *path, size_t len)
 
 /*
  * Why the dynamic linker would not load the shim into @path, or NULL:
- * a statically linked ELF has no dynamic linker, and a set-user-ID or
- * set-group-ID one runs it in secure mode, which ignores LD_PRELOAD paths.
+ * a statically linked ELF has no dynamic linker, and a set-user-ID,
+ * set-group-ID or capability-raising one runs it in secure mode, which
+ * ignores LD_PRELOAD paths.
  * Scripts and unreadable files pass (their interpreter decides).
  */
 static const char *preload_obstacle(const char *path)
@@ -172,8 +174,14 @@ static const char *preload_obstacle(const char *path)
 
 	if (stat(path, &st))
 		return NULL;
-	if (st.st_mode & (S_ISUID | S_ISGID))
-		return "is set-user-ID or set-group-ID: the dynamic linker ignores LD_PRELOAD for it";
+	/* Secure mode is for a change of identity (AT_SECURE): a set-user-ID
+	 * program of our own uid, or capabilities for root, change nothing. */
+	if ((st.st_mode & S_ISUID) && st.st_uid != getuid())
+		return "is set-user-ID: the dynamic linker ignores LD_PRELOAD for it";
+	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) && st.st_gid != getgid())
+		return "is set-group-ID: the dynamic linker ignores LD_PRELOAD for it";
+	if (geteuid() != 0 && getxattr(path, "security.capability", NULL, 0) > 0)
+		return "has file capabilities (getcap): the dynamic linker ignores LD_PRELOAD for it";
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;

@@ -76,6 +76,12 @@ else
 	echo "note: no static libc, static-program case not run"
 fi
 
+# A program set-user-ID to another user runs without LD_PRELOAD: 126.
+if [ "$(id -u)" = 0 ]; then
+	cp /bin/true "$T/suid" && chown 65534 "$T/suid" && chmod 4755 "$T/suid" &&
+		expect 126 "is set-user-ID: the dynamic linker ignores LD_PRELOAD" "$USWAP" run "$T/suid"
+fi
+
 # userfaultfd taken away by seccomp: 126, the cause and the fix, program not run.
 expect 126 "^uswap: userfaultfd is not usable by this process" "$T/nouffd" "$USWAP" run sh -c "touch $MARK"
 expect 126 "allow the system call userfaultfd \([0-9]+ on this architecture\) in the seccomp profile" \
