@@ -3,12 +3,14 @@
  * away, as container runtimes' default profiles do: the tests' way to make
  * userfaultfd unavailable for real, even to root.
  *
- *   nouffd [--user-mode] PROGRAM [ARGS...]
+ *   nouffd [--user-mode | --no-api] PROGRAM [ARGS...]
  *
  * The filter refuses userfaultfd(2) and ioctl(USERFAULTFD_IOC_NEW) on
  * /dev/userfaultfd with EPERM; with --user-mode it lets userfaultfd(2)
  * with UFFD_USER_MODE_ONLY through, which is what an unprivileged process
- * gets with vm.unprivileged_userfaultfd=0.
+ * gets with vm.unprivileged_userfaultfd=0.  With --no-api it lets
+ * descriptors be made but fails their UFFDIO_API handshake with EINVAL, as
+ * a kernel without the features uswap asks for does.
  */
 #include <errno.h>
 #include <linux/audit.h>
@@ -16,6 +18,7 @@
 #include <linux/seccomp.h>
 #include <linux/userfaultfd.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -44,10 +47,11 @@
 int main(int argc, char **argv)
 {
 	int user_mode = argc > 1 && !strcmp(argv[1], "--user-mode");
+	int no_api = argc > 1 && !strcmp(argv[1], "--no-api");
 
-	argv += 1 + user_mode;
+	argv += 1 + user_mode + no_api;
 	if (!*argv) {
-		fprintf(stderr, "usage: nouffd [--user-mode] PROGRAM [ARGS...]\n");
+		fprintf(stderr, "usage: nouffd [--user-mode | --no-api] PROGRAM [ARGS...]\n");
 		return 2;
 	}
 	struct sock_filter f[] = {
@@ -67,7 +71,21 @@ int main(int argc, char **argv)
 		RET(SECCOMP_RET_ERRNO | EPERM),
 		RET(SECCOMP_RET_ALLOW),
 	};
+	struct sock_filter g[] = {
+		LD(arch),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ARCH, 1, 0),
+		RET(SECCOMP_RET_ALLOW),
+		LD(nr),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 3),
+		ARG_LO(1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)UFFDIO_API, 0, 1),
+		RET(SECCOMP_RET_ERRNO | EINVAL),
+		RET(SECCOMP_RET_ALLOW),
+	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+
+	if (no_api)
+		prog = (struct sock_fprog){ .len = sizeof(g) / sizeof(g[0]), .filter = g };
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
 	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {

@@ -92,6 +92,10 @@ expect 3 "^uswap: warning: running sh unmanaged \(--fail-open\): its memory is n
 expect 126 "fail with EFAULT" "$T/nouffd" --user-mode "$USWAP" run sh -c "touch $MARK"
 expect 126 "or accept the EFAULTs: uswap run --user-mode-only" "$T/nouffd" --user-mode "$USWAP" run sh -c "touch $MARK"
 
+# A kernel that refuses the features uswap asks for (UFFDIO_API fails).
+expect 126 "^uswap: userfaultfd lacks what uswap needs:" "$T/nouffd" --no-api "$USWAP" run sh -c "touch $MARK"
+expect 126 "uswap needs Linux 6\.8 or later" "$T/nouffd" --no-api "$USWAP" run sh -c "touch $MARK"
+
 # Unprivileged with vm.unprivileged_userfaultfd=0: the sysctl is the fix.
 if [ "$(id -u)" = 0 ] && [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 0 ] &&
    command -v setpriv >/dev/null && [ "$(stat -c %a /dev/userfaultfd 2>/dev/null)" = 600 ]; then
