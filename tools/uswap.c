@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +60,15 @@ static const char usage_text[] =
 	"manage PROGRAM (userfaultfd, shim, static or set-user-ID program),\n"
 	"127 PROGRAM not found.  See uswap(1), uswap(7).\n";
 
-static void usage_error(const char *fmt, const char *arg)
+static void __attribute__((format(printf, 1, 2), noreturn)) usage_error(const char *fmt, ...)
 {
+	va_list ap;
+
+	va_start(ap, fmt);
 	fprintf(stderr, "uswap: ");
-	fprintf(stderr, fmt, arg);
+	vfprintf(stderr, fmt, ap);
 	fprintf(stderr, "\nTry 'uswap --help'.\n");
+	va_end(ap);
 	exit(EXIT_USAGE);
 }
 
@@ -340,7 +345,7 @@ static int cmd_run(int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		usage_error("run: no PROGRAM to run%s", "");
+		usage_error("run: no PROGRAM to run");
 	argv += optind;
 
 	for (size_t i = 0; i < N_OPT_VARS; i++)
