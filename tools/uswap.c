@@ -337,7 +337,10 @@ static int cmd_run(int argc, char **argv)
 		case OPT_USER_MODE: o.user_mode = 1; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		case ':': usage_error("run: option '%s' needs a value", argv[optind - 1]); break;
-		case '?': usage_error("run: unknown option '%s'", argv[optind - 1]); break;
+		case '?':
+			if (optopt)
+				usage_error("run: unknown option '-%c'", optopt);
+			usage_error("run: unknown option '%s'", argv[optind - 1]);
 		default:
 			for (size_t i = 0; i < N_OPT_VARS; i++)
 				if (opt_vars[i].opt == c)
