@@ -124,7 +124,7 @@ bench-core: check-deps
 #   make bench BENCH_ARGS="--size 2G --limit 512M --repeat 5"
 #   make bench-smoke    a tiny configuration, for CI (tests/sh/test_bench_smoke.sh)
 BENCH_ARGS ?=
-BENCH_BINS := build/release/uswap-bench
+BENCH_BINS := build/release/uswap-bench build/release/uswap $(if $(wildcard shim/*.c),$(SHIM))
 bench: check-deps
 	$(MAKE) $(BENCH_BINS)
 	bench/run.sh $(BENCH_ARGS)

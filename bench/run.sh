@@ -201,8 +201,8 @@ run_one() {	# system rep
 	ram) cmd=("$BIN" "${args[@]}") ;;
 	uswap-lib) cmd=("$BIN" "${args[@]}" "${lat[@]}" --uswap-lib --limit "$LIMIT") ;;
 	uswap-run)
-		if [ -x "$CLI" ] && "$CLI" run --help >/dev/null 2>&1; then
-			cmd=("$CLI" run --limit "$LIMIT" -- "$BIN" "${args[@]}" "${lat[@]}" --shim)
+		if [ "$RUN_VIA" = cli ]; then
+			cmd=(env USWAP_PRELOAD="$PWD/$SHIM" "$CLI" run --limit "$LIMIT" -- "$BIN" "${args[@]}" "${lat[@]}" --shim)
 		else
 			cmd=(env LD_PRELOAD="$PWD/$SHIM" USWAP_LIMIT="$LIMIT" "$BIN" "${args[@]}" "${lat[@]}" --shim)
 		fi ;;
@@ -247,7 +247,7 @@ uffd_ok() {	# can this user have a userfaultfd?
 	[ "$(id -u)" = 0 ] || { [ -r /dev/userfaultfd ] && [ -w /dev/userfaultfd ]; } ||
 		[ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 1 ]
 }
-RUN_SYSTEMS=""
+RUN_SYSTEMS="" RUN_VIA=""
 for s in $SYSTEMS; do
 	case $s in
 	uswap-*) uffd_ok || { skip "$s" "userfaultfd needs root, access to /dev/userfaultfd or vm.unprivileged_userfaultfd=1"; continue; } ;;
@@ -256,13 +256,15 @@ for s in $SYSTEMS; do
 	ram|uswap-lib) RUN_SYSTEMS="$RUN_SYSTEMS $s" ;;
 	kernel) kernel_prepare && RUN_SYSTEMS="$RUN_SYSTEMS $s" ;;
 	uswap-run)
-		if [ -x "$CLI" ] && "$CLI" run --help >/dev/null 2>&1; then RUN_SYSTEMS="$RUN_SYSTEMS $s"
-		elif [ -e "$SHIM" ]; then
-			echo "bench: uswap-run: no '$CLI run' yet: LD_PRELOAD=$SHIM with USWAP_LIMIT" >&2
-			echo "uswap_run_via=LD_PRELOAD" >>"$OUT/meta.txt"
-			RUN_SYSTEMS="$RUN_SYSTEMS $s"
+		if [ ! -e "$SHIM" ]; then
+			skip uswap-run "pending: the LD_PRELOAD shim $SHIM is not built"
+		elif [ -x "$CLI" ] && "$CLI" run --help >/dev/null 2>&1; then
+			RUN_VIA=cli RUN_SYSTEMS="$RUN_SYSTEMS $s"
+			echo "uswap_run_via=$CLI run" >>"$OUT/meta.txt"
 		else
-			skip uswap-run "pending: neither $CLI nor $SHIM is built"
+			echo "bench: uswap-run: no '$CLI run': LD_PRELOAD=$SHIM with USWAP_LIMIT" >&2
+			echo "uswap_run_via=LD_PRELOAD" >>"$OUT/meta.txt"
+			RUN_VIA=preload RUN_SYSTEMS="$RUN_SYSTEMS $s"
 		fi ;;
 	*) die "unknown system $s (ram kernel uswap-lib uswap-run)" ;;
 	esac
