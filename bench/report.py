@@ -370,7 +370,7 @@ def summarize(outdir):
     # ---- plots
     if present:
         with open(os.path.join(outdir, "throughput.dat"), "w") as f:
-            f.write("phase " + " ".join(present) + "\n")
+            f.write("# phase " + " ".join(present) + "\n")
             for ph in PHASES:
                 vals = [med.get((s, ph), {}).get("ops_per_s") for s in present]
                 f.write('"%s" ' % PHASE_LABEL[ph].format(t=threads) +
