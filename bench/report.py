@@ -204,7 +204,7 @@ def summarize(outdir):
     # runs.csv: one row per run and phase
     cols = ["system", "rep", "name", "ops", "secs", "ops_per_s", "faults",
             "us_per_fault", "fault_src", "majflt", "minflt", "swapins",
-            "swapouts"]
+            "swapouts", "cpu_secs"]
     with open(os.path.join(outdir, "runs.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["system", "rep", "phase"] + cols[3:] + ["completed"])
@@ -245,6 +245,10 @@ def summarize(outdir):
                 "faults": median([num(p["faults"]) for p in rows]),
                 "us_per_fault": median(usf) if usf else None,
                 "fault_src": rows[0].get("fault_src"),
+                "cpu_us_per_op": median([
+                    num(p.get("cpu_secs")) * 1e6 / num(p["ops"])
+                    if num(p.get("cpu_secs")) is not None and num(p["ops"]) else None
+                    for p in rows]),
                 "ops_per_s_all": [num(p["ops_per_s"]) for p in rows],
             }
     mmed = {}
@@ -258,13 +262,15 @@ def summarize(outdir):
     with open(os.path.join(outdir, "medians.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["system", "phase", "runs", "ops_per_s", "secs", "faults",
-                    "us_per_fault", "fault_src", "ratio_to_kernel"])
+                    "us_per_fault", "fault_src", "ratio_to_kernel",
+                    "cpu_us_per_op"])
         for (s, ph), v in med.items():
             k = med.get(("kernel", ph), {}).get("ops_per_s")
             ratio = v["ops_per_s"] / k if k and v["ops_per_s"] else None
             w.writerow([s, ph, v["n"], v["ops_per_s"], v["secs"], v["faults"],
                         "" if v["us_per_fault"] is None else v["us_per_fault"],
-                        v["fault_src"], "" if ratio is None else ratio])
+                        v["fault_src"], "" if ratio is None else ratio,
+                        "" if v["cpu_us_per_op"] is None else v["cpu_us_per_op"]])
 
     summary = {
         "meta": meta,
@@ -337,6 +343,18 @@ def summarize(outdir):
             else "minor faults (no stats file from the shim)"))
     L.append("us per major fault = phase time / faults, workload included "
              "('-': faults < 1% of ops)")
+
+    # CPU time per operation: what the work costs, busy machine or not
+    L.append("")
+    hdr = "%-*s" % (w0, "CPU us per op") + "".join("%11s" % s for s in present)
+    L.append(hdr + "   (user + system time of the process, every thread)")
+    L.append("-" * len(hdr))
+    for ph in PHASES:
+        if not any((s, ph) in med for s in present):
+            continue
+        L.append("%-*s" % (w0, PHASE_LABEL[ph].format(t=threads)) + "".join(
+            "%11s" % fmt(med.get((s, ph), {}).get("cpu_us_per_op"))
+            for s in present))
 
     if mmed:
         L.append("")

@@ -42,6 +42,10 @@
  *                (uffd-resolved faults count as minor), marked as such.
  * us_per_fault = phase time / faults: the whole phase's cost per fault,
  * workload included (a RAM run of the same phase says how much that is).
+ * cpu_secs: the process's user + system time over the phase, every thread
+ * (uswap's handler and evictor threads included; the kernel's reclaim and
+ * swap-in in the faulting task included, kswapd not): less sensitive to a
+ * busy machine than the wall-clock time.
  *
  * Output on stdout, one "key=value" record per line, for bench/run.sh:
  *   config ...       the run's parameters
@@ -187,6 +191,7 @@ static inline void write_page(size_t i)
 struct counts {
 	uint64_t t_ns;
 	uint64_t majflt, minflt;
+	uint64_t cpu_ns;		/* user + system, every thread */
 	uint64_t swapins, swapouts;	/* uswap only */
 };
 
@@ -268,6 +273,10 @@ static void sample(struct counts *c)
 	getrusage(RUSAGE_SELF, &ru);
 	c->majflt = (uint64_t)ru.ru_majflt;
 	c->minflt = (uint64_t)ru.ru_minflt;
+	c->cpu_ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) *
+		    1000000000ULL +
+		    ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) *
+		    1000ULL;
 	c->t_ns = wl_now_ns();
 }
 
@@ -292,14 +301,16 @@ static void phase_end(struct counts *c0, int ph, uint64_t ops)
 	}
 	printf("phase system=%s rep=%u name=%s ops=%llu secs=%.6f "
 	       "ops_per_s=%.1f faults=%.0f us_per_fault=%.3f fault_src=%s "
-	       "majflt=%llu minflt=%llu swapins=%llu swapouts=%llu\n",
+	       "majflt=%llu minflt=%llu swapins=%llu swapouts=%llu "
+	       "cpu_secs=%.6f\n",
 	       opt_system, opt_rep, phase_name[ph], (unsigned long long)ops,
 	       secs, secs > 0 ? (double)ops / secs : 0, faults,
 	       faults > 0 ? secs * 1e6 / faults : -1.0, src_name[fsrc],
 	       (unsigned long long)(c1.majflt - c0->majflt),
 	       (unsigned long long)(c1.minflt - c0->minflt),
 	       (unsigned long long)(c1.swapins - c0->swapins),
-	       (unsigned long long)(c1.swapouts - c0->swapouts));
+	       (unsigned long long)(c1.swapouts - c0->swapouts),
+	       (double)(c1.cpu_ns - c0->cpu_ns) / 1e9);
 	fflush(stdout);
 	if (opt_stats && us) {
 		struct uswap_stats st;
