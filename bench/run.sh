@@ -220,7 +220,7 @@ run_one() {	# system rep
 	printf 'bench: rep %s/%s %-10s ' "$rep" "$REPEAT" "$sys" >&2
 	t0=$(date +%s.%N)
 	# (a subshell, so that a killed run is a status, not a job message)
-	( timeout -k 10 "$RUN_TIMEOUT" "${cmd[@]}" >"$log" 2>&1; rc=$?; exit $rc ) &
+	( timeout -k 10 "$RUN_TIMEOUT" "${cmd[@]}" >"$log" 2>&1; exit $? ) 2>/dev/null &
 	CHILD=$!
 	wait "$CHILD"; rc=$?
 	CHILD=""
