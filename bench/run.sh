@@ -24,6 +24,9 @@
 #   --timeout SECS   per run (1800)
 # Exit: 0; 1 a run failed its data verification or crashed; 2 usage/setup.
 set -u
+# The whole script is one compound command: bash parses it before it runs,
+# so editing this file during a long run cannot derail that run.
+{
 cd "$(dirname "$0")/.." || exit 2
 
 SIZE=1G LIMIT=256M OPS="" THREADS=2 SEED=1 REPEAT=3 OUT="" LAT_EVERY=16
@@ -65,6 +68,7 @@ bytes() {
 	esac
 }
 SIZE_B=$(bytes "$SIZE"); LIMIT_B=$(bytes "$LIMIT")
+[ -e "$SHIM" ] && SHIM=$(realpath "$SHIM")
 
 [ -n "$OUT" ] || OUT=build/bench/$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$OUT/raw" || die "cannot create $OUT"
@@ -203,9 +207,9 @@ run_one() {	# system rep
 	uswap-lib) cmd=("$BIN" "${args[@]}" "${lat[@]}" --uswap-lib --limit "$LIMIT") ;;
 	uswap-run)
 		if [ "$RUN_VIA" = cli ]; then
-			cmd=(env USWAP_PRELOAD="$PWD/$SHIM" "$CLI" run --limit "$LIMIT" -- "$BIN" "${args[@]}" "${lat[@]}" --shim)
+			cmd=(env USWAP_PRELOAD="$SHIM" "$CLI" run --limit "$LIMIT" -- "$BIN" "${args[@]}" "${lat[@]}" --shim)
 		else
-			cmd=(env LD_PRELOAD="$PWD/$SHIM" USWAP_LIMIT="$LIMIT" "$BIN" "${args[@]}" "${lat[@]}" --shim)
+			cmd=(env LD_PRELOAD="$SHIM" USWAP_LIMIT="$LIMIT" "$BIN" "${args[@]}" "${lat[@]}" --shim)
 		fi ;;
 	kernel)
 		if ! kernel_setup; then
@@ -294,3 +298,4 @@ if [ -n "$(awk 'NR > 1' /proc/swaps | grep zram)" ] && [ -z "$SAVED_SWAPS" ]; th
 fi
 [ "$ANY_FAIL" = 0 ] || { echo "bench: FAIL: some runs failed (see above)" >&2; exit 1; }
 exit 0
+}
