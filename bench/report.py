@@ -356,6 +356,32 @@ def summarize(outdir):
             "%11s" % fmt(med.get((s, ph), {}).get("cpu_us_per_op"))
             for s in present))
 
+    latp = os.path.join(outdir, "lat.csv")
+    lat_rows = read_lat(latp) if os.path.exists(latp) else []
+    lat_stats = {}
+    for s in present:
+        for ph in ("rand_read", "zipf_read"):
+            v = sorted(ns / 1000.0 for (lab, p_, ns) in lat_rows
+                       if lab == s and p_ == ph)
+            if v:
+                q = lambda f: v[min(len(v) - 1, int(f * len(v)))]
+                lat_stats[(s, ph)] = {"n": len(v), "p50": q(0.50), "p90": q(0.90),
+                                      "p99": q(0.99), "mean": sum(v) / len(v)}
+    if lat_stats:
+        L.append("")
+        L.append("sampled fault latency, us (one load of a page mincore(2) "
+                 "reported not resident; every run)")
+        hdr = "%-22s%8s%9s%9s%9s%9s" % ("", "n", "p50", "p90", "p99", "mean")
+        L.append(hdr)
+        L.append("-" * len(hdr))
+        for (s, ph), st in lat_stats.items():
+            L.append("%-22s%8d%9.1f%9.1f%9.1f%9.1f" % (
+                "%s %s" % (s, PHASE_LABEL[ph]), st["n"], st["p50"], st["p90"],
+                st["p99"], st["mean"]))
+        summary["fault_latency_us"] = {"%s/%s" % k: v for k, v in lat_stats.items()}
+        with open(os.path.join(outdir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1, sort_keys=True)
+
     if mmed:
         L.append("")
         hdr = "%-44s" % "memory at the end (MiB; medians)" + "".join(
