@@ -77,6 +77,9 @@ enum uswap_wait_mode {
  *   USWAP_WAIT           handler wait: "block" or "spin"    (default block)
  *   USWAP_SPIN_US        spin time before blocking, us      (default 50)
  *   USWAP_VERBOSE        0 or 1: print the effective config (default 0)
+ *   USWAP_USER_MODE_ONLY 0 or 1: if kernel-mode faults may not be handled,
+ *                        settle for user-mode ones; system calls on
+ *                        evicted memory then fail with EFAULT (default 0)
  */
 struct uswap_config {
 	size_t limit;			/* bytes of managed memory kept resident */
