@@ -12,6 +12,11 @@
  *
  * A region inflight reference (region_get/region_put) is not a lock but
  * unmap waits for it: it is dropped before any futex wait on an entry (I12).
+ *
+ * The fork gate (us->fork_gate, fork.c) is taken shared by every engine
+ * operation (a fault, an eviction window run, an API call) outside every
+ * lock above except map_lock; uswap_fork_prepare() takes map_lock, then the
+ * gate exclusive.
  */
 #ifndef USWAP_INTERNAL_H
 #define USWAP_INTERNAL_H
@@ -209,6 +214,12 @@ struct uswap {
 	pthread_t evictor;
 
 	_Atomic uint32_t warned_store;	/* pool-full message printed once */
+
+	/* fork gate (fork.c): every operation that changes entries, the
+	 * backend or the kernel page table holds it shared; fork holds it
+	 * exclusive, so the engine is still while the process forks.
+	 * Writer-preferring; never taken recursively. */
+	pthread_rwlock_t fork_gate;
 	struct ustats st;
 	const unsigned char *zero_page;	/* RA_MAX_LIMIT + 1 zero pages */
 };
@@ -238,6 +249,7 @@ long uffd_copy(int uffd, uintptr_t dst, const void *src, size_t len, bool wp);
 int uffd_wake(int uffd, uintptr_t addr, size_t len);
 int uffd_unprotect(int uffd, uintptr_t addr, size_t len);
 int uffd_poison(int uffd, uintptr_t addr, size_t len);
+int uffd_protect(int uffd, uintptr_t addr, size_t len);
 long uffd_move(int uffd, uintptr_t dst, uintptr_t src, size_t len);
 
 /* fault.c */
@@ -254,7 +266,13 @@ long evict_range(struct uthread *t, struct region *r, size_t from, size_t to,
 		 bool force);
 void kick_evictor(struct uswap *us);
 
+/* fork.c: the fork gate around each engine operation (see struct uswap) */
+void fork_gate_init(struct uswap *us);
+static inline void gate_enter(struct uswap *us) { pthread_rwlock_rdlock(&us->fork_gate); }
+static inline void gate_exit(struct uswap *us) { pthread_rwlock_unlock(&us->fork_gate); }
+
 /* engine.c */
+int engine_start_threads(struct uswap *us);
 struct uthread *api_ctx_get(struct uswap *us);
 void api_ctx_put(struct uthread *t);
 void slot_put(struct uthread *t, uint32_t slot);

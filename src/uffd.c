@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -17,6 +18,15 @@
  * read gives SIGBUS, never wrong data).  WP on anonymous memory is a
  * registration mode, available since 5.7. */
 #define USWAP_UFFD_FEATURES (UFFD_FEATURE_MOVE | UFFD_FEATURE_POISON)
+
+/* USWAP_USER_MODE_ONLY=1 (checked by uswap_config_init()): when a full
+ * descriptor is refused, settle for one that sees user-mode faults only. */
+static bool user_mode_only_allowed(void)
+{
+	const char *v = getenv("USWAP_USER_MODE_ONLY");
+
+	return v && !strcmp(v, "1");
+}
 
 int uffd_open(void)
 {
@@ -31,6 +41,15 @@ int uffd_open(void)
 			fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
 			close(dev);
 		}
+	}
+	if (fd < 0 && user_mode_only_allowed()) {
+		/* uswap run --user-mode-only: faults raised inside system
+		 * calls on evicted memory then fail with EFAULT (uswap(7)). */
+		int err = errno;
+
+		fd = (int)syscall(SYS_userfaultfd, UFFD_USER_MODE_ONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			errno = err;
 	}
 	if (fd < 0)
 		return -errno;
@@ -90,6 +109,17 @@ int uffd_unprotect(int uffd, uintptr_t addr, size_t len)
 	struct uffdio_writeprotect wp = {
 		.range = { .start = addr, .len = len },
 		.mode = 0,	/* clear WP and wake the writer */
+	};
+
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+}
+
+/* Write-protect [addr, addr+len): writes then fault to the handlers. */
+int uffd_protect(int uffd, uintptr_t addr, size_t len)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = addr, .len = len },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
 	};
 
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;

@@ -2,7 +2,8 @@
 # uswap run on an ordinary program (tests/sh/bigmem.c): 64 MiB written,
 # verified and passed through write(2)/read(2) under a 16 MiB limit.  Its
 # exit status comes back (3), --stats prints the table at exit, the stats
-# show the limit held and pages swapped, and uswap stat sees it running.
+# show the limit held and pages swapped, uswap stat sees it running, and
+# --user-mode-only manages an unprivileged program.
 # Needs the shim (build/release/libuswap-preload.so).
 cd "$(dirname "$0")/../.." || exit 1
 USWAP=$PWD/build/release/uswap
@@ -50,6 +51,21 @@ grep -q "^ *$pid .*bigmem" "$T/list" || { fail "uswap stat: $pid not listed"; ca
 wait $pid; rc=$?; p=$pid; pid=""
 [ "$rc" = 0 ] || fail "sleeping run: exit $rc"
 [ -e "$T/uswap.$p" ] && fail "statsfile left behind"
+
+# --user-mode-only, unprivileged with vm.unprivileged_userfaultfd=0: managed
+# all the same (plain accesses; system calls on evicted memory would fail).
+if [ "$(id -u)" = 0 ] && [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 0 ] &&
+   command -v setpriv >/dev/null && [ "$(stat -c %a /dev/userfaultfd 2>/dev/null)" = 600 ]; then
+	chmod 755 "$T"
+	env -u USWAP_STATS_DIR BIGMEM_NO_IO=1 setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$USWAP" run --limit 16M --user-mode-only --stats "$T/bigmem" 64 0 >"$T/out" 2>"$T/err"; rc=$?
+	sed 's/^/  user-mode| /' "$T/out" "$T/err" | head -n 4
+	outs=$(awk '$1 == "swapins" {print $4}' "$T/err" | head -n 1)
+	[ "$rc" = 0 ] && [ "${outs:-0}" -gt 0 ] 2>/dev/null ||
+		fail "--user-mode-only as nobody: exit $rc, swap-outs '$outs'"
+else
+	echo "note: not root with vm.unprivileged_userfaultfd=0: --user-mode-only case not run"
+fi
 
 [ "$fails" = 0 ] || { echo "$fails failed"; exit 1; }
 echo "all passed"
