@@ -22,7 +22,11 @@
 #                    kernel's memory cgroup OOM-killed the workload every time
 #                    here, at 32M in 2 runs of 3, at 48M in 1 of 3)
 #   --timeout SECS   per run (1800)
-# Exit: 0; 1 a run failed its data verification or crashed; 2 usage/setup.
+#   --lock-wait SECS wait this long for another bench on the machine (1800)
+# One bench at a time per machine (flock on /run/lock/uswap-bench.lock): two
+# would turn each other's swap off.
+# Exit: 0; 1 a run failed its data verification or crashed; 2 usage/setup;
+# 3 another bench held the lock for --lock-wait seconds.
 set -u
 # The whole script is one compound command: bash parses it before it runs,
 # so editing this file during a long run cannot derail that run.
@@ -30,7 +34,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 
 SIZE=1G LIMIT=256M OPS="" THREADS=2 SEED=1 REPEAT=3 OUT="" LAT_EVERY=16
-SYSTEMS="ram kernel uswap-lib uswap-run" RUN_TIMEOUT=1800
+SYSTEMS="ram kernel uswap-lib uswap-run" RUN_TIMEOUT=1800 LOCK_WAIT=1800
 BIN=${USWAP_BENCH_BIN:-build/release/uswap-bench}
 CLI=${USWAP_CLI:-build/release/uswap}
 SHIM=${USWAP_SHIM:-build/release/libuswap-preload.so}
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift ;;
 	--lat-every) LAT_EVERY=$2; shift ;;
 	--timeout) RUN_TIMEOUT=$2; shift ;;
+	--lock-wait) LOCK_WAIT=$2; shift ;;
 	--smoke) SIZE=128M LIMIT=64M REPEAT=1 ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (--help)" ;;
@@ -56,6 +61,15 @@ while [ $# -gt 0 ]; do
 done
 case $REPEAT in ''|*[!0-9]*|0) die "--repeat wants a positive number" ;; esac
 [ -x "$BIN" ] || die "$BIN not built: run 'make build/release/uswap-bench'"
+
+LOCK=/run/lock/uswap-bench.lock
+[ -d /run/lock ] && [ -w /run/lock ] || LOCK=${TMPDIR:-/tmp}/uswap-bench.lock
+if command -v flock >/dev/null && exec 9>>"$LOCK"; then
+	if ! flock -n 9; then
+		echo "bench: another bench holds $LOCK; waiting up to $LOCK_WAIT s" >&2
+		flock -w "$LOCK_WAIT" 9 || { echo "bench: $LOCK still held: giving up" >&2; exit 3; }
+	fi
+fi
 
 # Sizes in bytes, as the workload parses them.
 bytes() {
@@ -224,7 +238,7 @@ run_one() {	# system rep
 	printf 'bench: rep %s/%s %-10s ' "$rep" "$REPEAT" "$sys" >&2
 	t0=$(date +%s.%N)
 	# (a subshell, so that a killed run is a status, not a job message)
-	( timeout -k 10 "$RUN_TIMEOUT" "${cmd[@]}" >"$log" 2>&1; exit $? ) 2>/dev/null &
+	( exec 9>&-; timeout -k 10 "$RUN_TIMEOUT" "${cmd[@]}" >"$log" 2>&1; exit $? ) 2>/dev/null &
 	CHILD=$!
 	wait "$CHILD"; rc=$?
 	CHILD=""
