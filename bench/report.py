@@ -298,6 +298,13 @@ def summarize(outdir):
         if r.get("status") not in ("ok",):
             L.append("  note: %s rep %s: %s" % (r.get("system"), r.get("rep"),
                                                  r.get("status")))
+    loads = [num(r.get(k)) for r in runs for k in ("load_start", "load_end")]
+    loads = [x for x in loads if x is not None]
+    if loads:
+        L.append("  machine load (1-min load average at run starts and ends): "
+                 "%.1f .. %.1f, median %.1f on %s CPUs"
+                 % (min(loads), max(loads), statistics.median(loads),
+                    meta.get("cpus", "?")))
     for s, why in [(k[5:], v) for k, v in meta.items() if k.startswith("skip_")]:
         L.append("  %s: skipped: %s" % (s, why))
     others = [s for s in present if s != "ram"]

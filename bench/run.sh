@@ -210,7 +210,7 @@ kernel_setup() {	# one run: a fresh zram device and cgroup
 # ------------------------------------------------------------------ runs
 ANY_FAIL=0
 run_one() {	# system rep
-	local sys=$1 rep=$2 log=$OUT/raw/$1-r$2.log rc status t0 t1
+	local sys=$1 rep=$2 log=$OUT/raw/$1-r$2.log rc status t0 t1 load0
 	local args=(--size "$SIZE" --threads "$THREADS" --seed "$SEED" --system "$sys" --rep "$rep")
 	local lat=()
 	[ -n "$OPS" ] && args+=(--ops "$OPS")
@@ -236,6 +236,7 @@ run_one() {	# system rep
 		     --memcg "$CG" --zram "zram$ZNUM") ;;
 	esac
 	printf 'bench: rep %s/%s %-10s ' "$rep" "$REPEAT" "$sys" >&2
+	load0=$(cut -d' ' -f1 /proc/loadavg)
 	t0=$(date +%s.%N)
 	# (a subshell, so that a killed run is a status, not a job message)
 	( exec 9>&-; timeout -k 10 "$RUN_TIMEOUT" "${cmd[@]}" >"$log" 2>&1; exit $? ) 2>/dev/null &
@@ -254,7 +255,8 @@ run_one() {	# system rep
 		status=failed-exit-$rc; ANY_FAIL=1
 	fi
 	grep -E '^(config|phase|mem|result) ' "$log" >>"$OUT/records.txt"
-	echo "run system=$sys rep=$rep status=$status secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')" >>"$OUT/runs.txt"
+	echo "run system=$sys rep=$rep status=$status secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')" \
+		"load_start=$load0 load_end=$(cut -d' ' -f1 /proc/loadavg)" >>"$OUT/runs.txt"
 	awk -v a="$t0" -v b="$t1" -v s="$status" 'BEGIN{printf "%5.1f s  %s\n", b-a, s}' >&2
 	if [ "$status" != ok ]; then
 		echo "bench: $sys rep $rep: $status; last lines of $log:" >&2
