@@ -413,6 +413,15 @@ def summarize(outdir):
                 v = mmed[s].get(key)
                 line += "%11s" % (fmt(v / div, f) if v is not None else "-")
             L.append(line)
+        kt = mmed.get("kernel", {}).get("total")
+        if kt:
+            line = "%-44s" % "total / kernel's total"
+            for s in present:
+                if s not in mmed:
+                    continue
+                v = mmed[s].get("total")
+                line += "%11s" % (fmt(v / kt, "%.2fx") if v else "-")
+            L.append(line)
     table = "\n".join(L) + "\n"
     with open(os.path.join(outdir, "table.txt"), "w") as f:
         f.write(table)
