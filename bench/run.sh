@@ -101,8 +101,19 @@ skip() { echo "skip_$1=$2" >>"$OUT/meta.txt"; echo "bench: $1: skipped: $2" >&2;
 
 # ------------------------------------------------------------------ kernel
 # State to undo, always: the zram device we added, the cgroup we made, the
-# swaps we turned off.  Nothing else is touched.
+# swaps we turned off.  Nothing else is touched.  It is also written to
+# $STATE, so that the next bench undoes it if this one dies by SIGKILL.
 ZNUM="" CG="" CG_KIND="" SAVED_SWAPS="" CHILD="" KERNEL_OK=0 SWAPS_OFF=0
+STATE=${LOCK%.lock}.state
+
+state_save() {
+	{
+		[ "$SWAPS_OFF" = 1 ] && echo "$SAVED_SWAPS" | sed '/^$/d; s/^/swap /'
+		[ -n "$ZNUM" ] && echo "zram $ZNUM"
+		[ -n "$CG" ] && echo "cgroup $CG"
+	} >"$STATE.new" 2>/dev/null
+	if [ -s "$STATE.new" ]; then mv -f "$STATE.new" "$STATE"; else rm -f "$STATE.new" "$STATE"; fi
+}
 
 kernel_teardown() {	# one run's zram device and cgroup
 	local i
@@ -125,6 +136,7 @@ kernel_teardown() {	# one run's zram device and cgroup
 			echo "bench: WARNING: could not hot_remove zram$ZNUM" >&2
 	fi
 	ZNUM=""
+	state_save
 }
 
 restore_swaps() {
@@ -136,6 +148,27 @@ restore_swaps() {
 		else swapon "$name"; fi || echo "bench: WARNING: could not swapon $name again" >&2
 	done <<<"$SAVED_SWAPS"
 	SWAPS_OFF=0
+	state_save
+}
+
+# A bench that died by SIGKILL left $STATE: undo what it lists (we hold the
+# lock, so no bench is running).
+recover_stale() {
+	local what a b
+	[ -s "$STATE" ] || return 0
+	echo "bench: undoing what a bench that died left behind ($STATE):" $(cat "$STATE") >&2
+	while read -r what a b; do
+		case $what in
+		zram) ZNUM=$a ;;
+		cgroup) CG=$a ;;
+		esac
+	done <"$STATE"
+	SAVED_SWAPS=$(awk '$1 == "swap" {print $2, $3}' "$STATE")
+	[ -n "$SAVED_SWAPS" ] && SWAPS_OFF=1
+	kernel_teardown
+	restore_swaps
+	SAVED_SWAPS=""
+	rm -f "$STATE"
 }
 
 cleanup() {
@@ -149,6 +182,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+[ "$(id -u)" = 0 ] && recover_stale
 
 # Can we run the kernel column?  Sets CG_ROOT, CG_KIND; turns other swaps off.
 kernel_prepare() {
@@ -175,6 +209,7 @@ kernel_prepare() {
 	if [ -n "$SAVED_SWAPS" ]; then
 		echo "bench: turning off other swap for the kernel runs (restored at exit):" $(echo "$SAVED_SWAPS" | awk '{print $1}') >&2
 		SWAPS_OFF=1
+		state_save
 		local name prio
 		while read -r name prio; do
 			if ! swapoff "$name"; then
@@ -190,6 +225,7 @@ kernel_prepare() {
 kernel_setup() {	# one run: a fresh zram device and cgroup
 	local i
 	ZNUM=$(cat /sys/class/zram-control/hot_add) || { ZNUM=""; return 1; }
+	state_save
 	local z=/sys/block/zram$ZNUM
 	echo lz4 >"$z/comp_algorithm" || return 1
 	echo $((SIZE_B * 2)) >"$z/disksize" || return 1
@@ -198,6 +234,7 @@ kernel_setup() {	# one run: a fresh zram device and cgroup
 	swapon -p 100 "/dev/zram$ZNUM" || return 1
 	CG=$CG_ROOT/uswap-bench-$$
 	mkdir "$CG" || { CG=""; return 1; }
+	state_save
 	echo "kernel_resources=zram$ZNUM $CG" >>"$OUT/meta.txt"	# for the smoke test
 	if [ "$CG_KIND" = v1 ]; then
 		echo "$LIMIT_B" >"$CG/memory.limit_in_bytes" || return 1
