@@ -15,6 +15,7 @@
  *
  * Exit 0 if everything checked out; 1 with a message otherwise.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -335,8 +337,57 @@ static int forked(void)
 	return failures ? 1 : 0;
 }
 
+/* ---- small: a program that allocates nothing large ---- */
+
+static int small(void)
+{
+	struct timespec a, b;
+	unsigned long n = 20000000, sum = 0;
+	DIR *d;
+	int threads = 0;
+
+	static char *volatile ring[64];
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (unsigned long i = 0; i < n; i++) {
+		char *q = malloc(16 + i % 512);
+
+		q[0] = (char)i;
+		sum += (unsigned char)q[0];
+		free(ring[i % 64]);
+		ring[i % 64] = q;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	if ((d = opendir("/proc/self/task"))) {
+		for (struct dirent *e; (e = readdir(d));)
+			threads += e->d_name[0] != '.';
+		closedir(d);
+	}
+	printf("small: %.1f ns per malloc+free, %d thread(s), checksum %lu\n",
+	       ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n, threads, sum);
+	return 0;
+}
+
+/* A large allocation before main, from a constructor, with a check. */
+static unsigned char *ctor_block;
+
+__attribute__((constructor)) static void ctor(void)
+{
+	if (!getenv("PROG_MT_CTOR"))
+		return;
+	ctor_block = malloc(8 * MIB);
+	if (ctor_block)
+		pattern(ctor_block, 8 * MIB, 21);
+}
+
 int main(int argc, char **argv)
 {
+	if (ctor_block && bad_pages(ctor_block, 8 * MIB, 21)) {
+		fprintf(stderr, "FAIL: the block allocated in a constructor changed\n");
+		return 1;
+	}
+	if (argc == 2 && !strcmp(argv[1], "small"))
+		return small();
 	if (argc == 2 && !strcmp(argv[1], "fork"))
 		return forked();
 	if (argc == 5 && !strcmp(argv[1], "work"))
