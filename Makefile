@@ -24,7 +24,8 @@ V_asan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=address,undefined \
 V_tsan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=thread
 
 .PHONY: all lib demo bench-core bench bench-smoke test test-build deps clean check-deps fuzz verify
-all: lib build/release/demo build/release/bench_core build/release/uswap build/release/uswap-bench
+all: lib build/release/demo build/release/bench_core build/release/uswap \
+	build/release/libuswap-preload.so build/release/uswap-bench
 
 lib: build/release/libuswap.a build/release/libuswap.so.$(SOMAJOR)
 
@@ -68,6 +69,36 @@ TOOL_SRCS := $(sort $(wildcard tools/*.c))
 build/release/uswap: $(TOOL_SRCS) tools/cli.h src/statsfile.h include/uswap.h build/release/libuswap.a
 	$(CC) $(CFLAGS_BASE) -O2 $(TOOL_SRCS) -o $@ build/release/libuswap.a $(LIBS)
 
+# ---- the LD_PRELOAD shim (shim/, DESIGN.md "The LD_PRELOAD shim").  The
+# engine's objects are compiled again for it, with their allocator, mmap &
+# co. and pthread_create renamed to glibc's internal names and raw system
+# calls (shim/preload.c), so that nothing the engine does is interposed.
+SHIM_SRCS := $(sort $(wildcard shim/*.c))
+SHIM_REDEFINE := $(foreach s,malloc=__libc_malloc calloc=__libc_calloc \
+	realloc=__libc_realloc free=__libc_free \
+	posix_memalign=uswap__raw_posix_memalign mmap=uswap__raw_mmap \
+	munmap=uswap__raw_munmap madvise=uswap__raw_madvise \
+	mprotect=uswap__raw_mprotect mremap=uswap__raw_mremap \
+	pthread_create=uswap__thread_create,--redefine-sym $(s))
+
+build/shim/obj/%.o: src/%.c $(wildcard src/*.h) include/uswap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -c $< -o $@.tmp
+	objcopy $(SHIM_REDEFINE) $@.tmp $@ && rm -f $@.tmp
+
+build/release/libuswap-preload.so: $(SHIM_SRCS) shim/preload.map $(wildcard src/*.h) \
+		$(patsubst src/%.c,build/shim/obj/%.o,$(SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -ftls-model=initial-exec -shared -Wl,-z,nodelete \
+		-Wl,--version-script=shim/preload.map -o $@ $(SHIM_SRCS) \
+		$(patsubst src/%.c,build/shim/obj/%.o,$(SRCS)) $(LIBS)
+
+# Programs the script tests run under the shim (tests/sh/prog_*.c).
+SH_PROGS := $(patsubst tests/sh/%.c,build/sh/%,$(wildcard tests/sh/prog_*.c))
+build/sh/prog_%: tests/sh/prog_%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -pthread $< -o $@
+
 # ---- install (uswap(1), FILES): PREFIX and DESTDIR as usual.
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -79,7 +110,7 @@ SHIM       := build/release/libuswap-preload.so
 MANPAGES   := man/uswap.1 man/uswap.3 man/uswap.7
 .PHONY: install uninstall
 
-install: lib build/release/uswap $(if $(wildcard shim/*.c),$(SHIM))
+install: lib build/release/uswap $(SHIM)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/uswap $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 build/release/uswap $(DESTDIR)$(BINDIR)/uswap
@@ -87,8 +118,7 @@ install: lib build/release/uswap $(if $(wildcard shim/*.c),$(SHIM))
 	ln -sf libuswap.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libuswap.so.$(SOMAJOR)
 	ln -sf libuswap.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libuswap.so
 	install -m 644 build/release/libuswap.a $(DESTDIR)$(LIBDIR)/libuswap.a
-	@if [ -f $(SHIM) ]; then install -m 755 $(SHIM) $(DESTDIR)$(LIBDIR)/uswap/libuswap-preload.so; \
-	else echo "install: $(SHIM) not built yet: uswap run will not find the shim"; fi
+	install -m 755 $(SHIM) $(DESTDIR)$(LIBDIR)/uswap/libuswap-preload.so
 	install -m 644 include/uswap.h $(DESTDIR)$(INCLUDEDIR)/uswap.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' uswap.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/uswap.pc
@@ -120,11 +150,11 @@ bench-core: check-deps
 # make bench: the standard workload on RAM, the kernel's swap (zram + memory
 # cgroup, needs root), uswap through the library and through `uswap run`,
 # interleaved; one table of medians, CSV/JSON and plots in build/bench/latest
-# (bench/run.sh --help; BENCHMARKS.md).  About 6 minutes with the defaults.
+# (bench/run.sh --help; BENCHMARKS.md).  About 10 minutes with the defaults.
 #   make bench BENCH_ARGS="--size 2G --limit 512M --repeat 5"
 #   make bench-smoke    a tiny configuration, for CI (tests/sh/test_bench_smoke.sh)
 BENCH_ARGS ?=
-BENCH_BINS := build/release/uswap-bench build/release/uswap $(if $(wildcard shim/*.c),$(SHIM))
+BENCH_BINS := build/release/uswap-bench build/release/uswap build/release/libuswap-preload.so
 bench: check-deps
 	$(MAKE) $(BENCH_BINS)
 	bench/run.sh $(BENCH_ARGS)
@@ -134,7 +164,8 @@ bench-smoke: check-deps
 	bench/run.sh --smoke $(BENCH_ARGS)
 
 test-build:
-	$(MAKE) -j2 build/test/tests/all build/asan/tests/all build/tsan/tests/all build/release/uswap
+	$(MAKE) -j2 build/test/tests/all build/asan/tests/all build/tsan/tests/all build/release/uswap \
+		build/release/libuswap-preload.so $(SH_PROGS)
 
 test: check-deps
 	$(MAKE) test-build

@@ -340,6 +340,7 @@ static unsigned discard_chunk_locked(struct uswap *us, struct region *r,
 
 		switch (pte_state(e)) {
 		case PTE_NONE:
+		case PTE_RELEASED:	/* not the region's any more */
 			continue;
 		case PTE_PRESENT:
 			unres++;
@@ -597,12 +598,27 @@ static int validate_once(struct uswap *us, char *msg, size_t len)
 
 	for (unsigned i = 0; i < MAX_REGIONS; i++) {
 		struct region *r = region_get_index(us, i);
+		size_t released = 0, given = 0;
 
 		if (!r)
 			continue;
 		for (size_t k = 0; k < r->npages; k++) {
 			pte_t e = atomic_load(region_pte(r, k));
 			unsigned st = pte_state(e);
+
+			if (st == PTE_RELEASED) {
+				/* Released pages hold nothing (manage.c). */
+				released++;
+				given += pte_payload(e) == RELEASED_GIVEN;
+				if ((e & ~(PTE_STATE_MASK | ((pte_t)1 << 32))) ||
+				    pte_payload(e) > RELEASED_GIVEN) {
+					snprintf(msg, len, "released page %zu of region %u: bad entry %#llx",
+						 k, i, (unsigned long long)e);
+					region_put(r);
+					return -1;
+				}
+				continue;
+			}
 
 			if (st == PTE_MARKER || st == PTE_EVICTING) {
 				snprintf(msg, len, "page %zu of region %u still in flight (state %u)", k, i, st);
@@ -626,6 +642,14 @@ static int validate_once(struct uswap *us, char *msg, size_t len)
 					return -1;
 				}
 			}
+		}
+		if (released != atomic_load(&r->released) || given != atomic_load(&r->given) ||
+		    released >= r->npages) {
+			snprintf(msg, len, "region %u: %zu released (%zu given) pages, counters %zu (%zu), of %zu",
+				 i, released, given, atomic_load(&r->released),
+				 atomic_load(&r->given), r->npages);
+			region_put(r);
+			return -1;
 		}
 		region_put(r);
 	}

@@ -74,7 +74,15 @@ enum pte_state {
 	PTE_MARKER = 3,		/* swap-in in progress: names its descriptor */
 	PTE_EVICTING = 4,	/* moved out to staging, being stored */
 	PTE_POISON = 5,		/* backend read failed: SIGBUS on access */
+	PTE_RELEASED = 6,	/* released (manage.c): no longer part of the
+				 * region; payload RELEASED_RESERVED or
+				 * RELEASED_GIVEN.  Nothing maps, evicts,
+				 * prefetches or counts it */
 };
+
+/* Payload of a RELEASED entry: who holds the page's address range. */
+#define RELEASED_RESERVED 0u	/* a PROT_NONE reservation uswap unmaps later */
+#define RELEASED_GIVEN 1u	/* a mapping of the application's (MAP_FIXED) */
 
 #define PTE_STATE_MASK 0xfull
 #define PTE_WAITERS (1ull << 4)
@@ -158,6 +166,10 @@ struct region {
 	_Atomic uint64_t ra_next;	/* index just after the last window */
 	_Atomic uint32_t ra_win;	/* current window, pages */
 	_Atomic uint32_t ra_lastwin;	/* size of the last window read */
+	/* pages RELEASED (manage.c), of them RELEASED_GIVEN; changed under
+	 * the PTL of the page, read anywhere.  released == npages: unmap. */
+	_Atomic size_t released;
+	_Atomic size_t given;
 };
 
 /* Counters: relaxed atomics, each written where its event happens. */
@@ -233,6 +245,11 @@ void region_put(struct region *r);
 void *region_map(struct uswap *us, size_t len);
 int region_unmap(struct uswap *us, void *addr, size_t len);
 void region_unmap_all(struct uswap *us);
+int region_register(struct uswap *us, struct region *r);
+void region_retire(struct uswap *us, struct region *r);
+void region_drain(struct region *r);
+void region_release_pages(struct uthread *t, struct region *r);
+void region_free(struct uswap *us, struct region *r);
 
 static inline _Atomic pte_t *region_pte(struct region *r, size_t idx) { return &r->pte[idx]; }
 static inline pthread_mutex_t *region_ptl(struct region *r, size_t idx) { return &r->ptl[idx >> CHUNK_SHIFT]; }
