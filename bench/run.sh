@@ -17,7 +17,8 @@
 #   --threads T      threads of mt_read (2)   --seed S   seed (1)
 #   --repeat R       repetitions (3)      --systems "ram kernel uswap-lib uswap-run"
 #   --out DIR        results (build/bench/<UTC time>; build/bench/latest links it)
-#   --lat-every N    sample every Nth random access that faults (16; 0: off)
+#   --lat-every N    time every Nth rand/zipf read alone if its page is not
+#                    resident (16; 0: off): lat.csv, the latency CDF
 #   --smoke          128M arena, 64M limit, repeat 1 (CI; with a 16M limit the
 #                    kernel's memory cgroup OOM-killed the workload every time
 #                    here, at 32M in 2 runs of 3, at 48M in 1 of 3)
