@@ -369,12 +369,21 @@ static unsigned discard_chunk_locked(struct uswap *us, struct region *r,
 int uswap_discard(struct uswap *us, void *addr, size_t len)
 {
 	size_t first, last;
-	struct region *r = range_get(us, addr, len, &first, &last);
+	struct uthread *t;
+	struct region *r;
 	uint32_t drop[CHUNK_PAGES];
 
-	if (!r)
+	if (!us)
 		return -EINVAL;
-	struct uthread *t = api_ctx_get(us);
+	/* Look the range up inside the gate: a region unmanaged while this
+	 * call waited at the gate is gone, not a stale reference to evict or
+	 * discard through (uswap__unmanage). */
+	t = api_ctx_get(us);
+	r = range_get(us, addr, len, &first, &last);
+	if (!r) {
+		api_ctx_put(t);
+		return -EINVAL;
+	}
 	for (size_t i = first; i < last;) {
 		size_t end = ((i >> CHUNK_SHIFT) + 1) << CHUNK_SHIFT;
 
@@ -388,35 +397,53 @@ int uswap_discard(struct uswap *us, void *addr, size_t len)
 			slot_put(t, drop[k]);
 		i = end;
 	}
-	api_ctx_put(t);
 	region_put(r);
+	api_ctx_put(t);
 	return 0;
 }
 
 long uswap_pageout(struct uswap *us, void *addr, size_t len)
 {
 	size_t first, last;
-	struct region *r = range_get(us, addr, len, &first, &last);
+	struct uthread *t;
+	struct region *r;
 
-	if (!r)
+	if (!us)
 		return -EINVAL;
-	struct uthread *t = api_ctx_get(us);
+	/* Look the range up inside the gate: a region unmanaged while this
+	 * call waited at the gate is gone, not a stale reference to evict or
+	 * discard through (uswap__unmanage). */
+	t = api_ctx_get(us);
+	r = range_get(us, addr, len, &first, &last);
+	if (!r) {
+		api_ctx_put(t);
+		return -EINVAL;
+	}
 	long n = evict_range(t, r, first, last, true);
-	api_ctx_put(t);
 	region_put(r);
+	api_ctx_put(t);
 	return n;
 }
 
 long uswap_prefetch(struct uswap *us, void *addr, size_t len)
 {
 	size_t first, last;
-	struct region *r = range_get(us, addr, len, &first, &last);
+	struct uthread *t;
+	struct region *r;
 	long total = 0;
 	bool failed = false;
 
-	if (!r)
+	if (!us)
 		return -EINVAL;
-	struct uthread *t = api_ctx_get(us);
+	/* Look the range up inside the gate: a region unmanaged while this
+	 * call waited at the gate is gone, not a stale reference to evict or
+	 * discard through (uswap__unmanage). */
+	t = api_ctx_get(us);
+	r = range_get(us, addr, len, &first, &last);
+	if (!r) {
+		api_ctx_put(t);
+		return -EINVAL;
+	}
 	for (size_t i = first; i < last; i++) {
 		pte_t e = atomic_load_explicit(region_pte(r, i), memory_order_acquire);
 		size_t ra = last - i - 1;
@@ -435,8 +462,8 @@ long uswap_prefetch(struct uswap *us, void *addr, size_t len)
 			total += n;
 	}
 	STAT_ADD(us, prefetch_pages, (uint64_t)total);
-	api_ctx_put(t);
 	region_put(r);
+	api_ctx_put(t);
 	return failed ? -EIO : total;
 }
 

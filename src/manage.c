@@ -373,6 +373,7 @@ static void unmanage_ranges(struct uswap *us, struct region *r)
 			munmap((void *)region_addr(r, i), (j - i) << PAGE_SHIFT_);
 		i = j;
 	}
+	munmap((void *)(r->base + r->len), region_tail_len(r->len));	/* its tail */
 }
 
 int uswap__unmanage(struct uswap *us, void *addr, size_t len)
