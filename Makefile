@@ -2,7 +2,9 @@
 #   make            library (static + shared), CLI-less demo and benchmarks
 #   make demo       build and run the demo (1 GiB under a 256 MiB limit)
 #   make test       install deps, build the test, ASan+UBSan and TSan variants,
-#                   run the suite under each; ends with "N passed, N failed"
+#                   run the suite under each (the race tests of the test
+#                   variant also under swap-in designs A and C: test-pin,
+#                   test-cache); ends with "N passed, N failed"
 #   make bench-core the core benchmark (1 GiB, 256 MiB limit)
 
 CC      ?= cc
@@ -73,7 +75,7 @@ test-build:
 
 test: check-deps
 	$(MAKE) test-build
-	scripts/run-tests.sh test asan tsan sh
+	scripts/run-tests.sh test test-pin test-cache asan tsan sh
 
 clean:
 	rm -rf build
