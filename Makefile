@@ -6,6 +6,9 @@
 #                   variant also under swap-in designs A and C: test-pin,
 #                   test-cache); ends with "N passed, N failed"
 #   make bench-core the core benchmark (1 GiB, 256 MiB limit)
+#   make bench-contention  the swap-in designs A, B, C under contention
+#                   (bench/bench_contention.c): table, results/contention-*.csv,
+#                   and results/contention-cdf.png if gnuplot is there
 
 CC      ?= cc
 CFLAGS_BASE := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
@@ -24,8 +27,8 @@ V_asan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=address,undefined \
 	-fno-omit-frame-pointer -fno-sanitize-recover=undefined
 V_tsan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=thread
 
-.PHONY: all lib demo bench-core test test-build deps clean check-deps fuzz verify
-all: lib build/release/demo build/release/bench_core
+.PHONY: all lib demo bench-core bench-contention test test-build deps clean check-deps fuzz verify
+all: lib build/release/demo build/release/bench_core build/release/bench-contention
 
 lib: build/release/libuswap.a build/release/libuswap.so.$(SOMAJOR)
 
@@ -58,6 +61,16 @@ build/release/demo: demo/demo.c demo/workload.h build/release/libuswap.a
 
 build/release/bench_core: bench/bench_core.c demo/workload.h build/release/libuswap.a
 	$(CC) $(CFLAGS_BASE) -O2 -Idemo $< -o $@ build/release/libuswap.a $(LIBS) -lm
+
+build/release/bench-contention: bench/bench_contention.c build/release/libuswap.a
+	$(CC) $(CFLAGS_BASE) -O2 $< -o $@ build/release/libuswap.a $(LIBS)
+
+bench-contention: check-deps
+	$(MAKE) build/release/bench-contention
+	nice build/release/bench-contention --out results
+	@if command -v gnuplot >/dev/null; then \
+		gnuplot -e "dir='results'" bench/plot_contention.gp && \
+		echo "results/contention-cdf.png"; fi
 
 check-deps:
 	@scripts/deps.sh

@@ -576,6 +576,21 @@ int uswap__pte_state(struct uswap *us, void *addr, uint32_t *payload)
 	return (int)pte_state(e);
 }
 
+int uswap__swapin_design(struct uswap *us)
+{
+	return (int)us->cfg.swapin;
+}
+
+bool uswap__swapin_inflight(struct uswap *us, void *addr)
+{
+	uint32_t slot;
+	int st = uswap__pte_state(us, addr, &slot);
+
+	if (st == PTE_MARKER)
+		return true;
+	return st == PTE_SWAPPED && us->si->busy && us->si->busy(us, slot);
+}
+
 /*
  * Check the invariants that hold whenever nothing is in flight: no marker
  * or eviction left behind (I9, I11), resident equals the pages present,

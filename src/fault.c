@@ -22,8 +22,9 @@
  * A second fault on the same page does not read.  In B it finds the marker
  * and does nothing: the kernel already has that thread asleep on the page,
  * and our UFFDIO_COPY or UFFDIO_WAKE of step 3 wakes it.  In A and C its
- * claim fails; its handler sleeps until our release, then retries from the
- * lookup.  One read per swap-in, always.
+ * claim fails (swapin_lost): in A its handler backs off and wakes the
+ * thread, which faults again; in C the thread sleeps until our COPY, WAKE
+ * or release.  One read per swap-in, always.
  */
 #include <errno.h>
 #include <poll.h>
@@ -109,6 +110,7 @@ static enum claim_res swapin_claim(struct uthread *t, struct region *r, size_t i
 	d->slot = pte_payload(e);
 	d->idx = (uint32_t)idx;
 	d->swapped = e & ~PTE_WAITERS;
+	d->r = r;
 	*age = refault_age(t->us, e);
 	if (t->us->si->claim(t, r, idx, d, inflight_id(t, k)) != SI_OK)
 		return CLAIM_BUSY;
@@ -288,8 +290,8 @@ static void read_failed(struct uthread *t, struct region *r, size_t idx,
  * @write: the first page is for a write fault (mapped dirty, copy dropped).
  * @is_fault: a thread waits on the first page (a failed read poisons it).
  * Returns the pages mapped, 0 if @idx was no longer SWAPPED (the caller
- * re-reads it), -EAGAIN if another swap-in holds @idx's slot (A, C: wait
- * on t->si_word, then retry), or -EIO if the first page could not be read.
+ * re-reads it), -EAGAIN if another swap-in holds @idx's slot (A, C: see
+ * swapin_lost), or -EIO if the first page could not be read.
  */
 long swapin_range(struct uthread *t, struct region *r, size_t idx, size_t ra_,
 		  bool write, bool is_fault)
@@ -586,8 +588,8 @@ void handle_fault(struct uthread *t, uintptr_t addr, uint64_t flags)
 		}
 		if (res == FAULT_LOST) {
 			region_put(r);
-			swapin_lost(t);
-			continue;
+			swapin_lost(t, addr);
+			return;
 		}
 		region_put(r);
 		if (res == FAULT_DONE)

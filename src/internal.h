@@ -114,11 +114,13 @@ struct inflight {
 	pte_t swapped;		/* the SWAPPED entry the claim found; owner only */
 	pte_t claimed;		/* the entry the claim left: MARKER(id) in B,
 				 * SWAPPED(slot) in A and C; owner only */
+	struct region *r;	/* the page's region (the owner holds a ref) */
 	void *buf;		/* a page of the owner's buffer array */
-	/* design C: hash chain (us->sic_lock) and a futex word: bit 0 =
-	 * waiters, bumped by 2 when the swap-in leaves the map */
+	/* design C: hash chain and waiters flag, under us->sic_lock: a fault
+	 * that found this swap-in sets @waiters, and the release wakes the
+	 * page for it */
 	struct inflight *hnext;
-	_Atomic uint32_t gen;
+	bool waiters;
 };
 
 /*
@@ -138,8 +140,8 @@ struct uthread {
 	uint32_t evict_idx[EVICT_BATCH];	/* eviction batch scratch */
 	pte_t evict_old[EVICT_BATCH];
 	bool store_failed;		/* the last eviction could not store */
-	/* a swap-in claim lost (designs A, C): the futex word to wait on
-	 * and its value, set by the claim under the PTL */
+	/* a swap-in claim lost in design A: the pin word to wait on and its
+	 * value, set by the claim under the PTL */
 	_Atomic uint32_t *si_word;
 	uint32_t si_val;
 };
@@ -247,12 +249,15 @@ struct uswap {
  *            take a reference of their own on S (dup), so a discard during
  *            the read drops the entry's reference and S is freed only at
  *            release (SWAP_HAS_CACHE / the swap cache holding the slot).
- *            Sets d->claimed.  SI_BUSY: another swap-in has S; t->si_word and
- *            t->si_val say what to wait on (A, C only).
+ *            Sets d->claimed.  SI_BUSY: another swap-in has S (A, C only):
+ *            A leaves in t->si_word/si_val the pin word to back off on; C
+ *            marks the winner's descriptor so that its release wakes the
+ *            page (swapin_lost says what the loser does).
  *   release  no lock held, after the commit or the back-out (@backed_out:
  *            the entry had changed): B frees S if backed out (the discard
- *            left it to us); A unpins S, C removes d from the map, and both
- *            wake the losers, then drop their reference on S.
+ *            left it to us); A unpins S and wakes the handlers backing off
+ *            on it; C removes d from the map and wakes the page if a loser
+ *            marked d; both then drop their reference on S.
  *   busy     discard: is S claimed (statistics only; NULL for B, whose
  *            discard sees the marker)?
  *   quiescent uswap__validate(): no claim is left.
@@ -271,7 +276,7 @@ struct swapin_ops {
 int swapin_init(struct uswap *us);
 void swapin_fini(struct uswap *us);
 const char *swapin_name(enum uswap_swapin design);
-void swapin_lost(struct uthread *t);	/* count, then wait: no region ref held */
+void swapin_lost(struct uthread *t, uintptr_t addr);	/* no region ref held */
 
 /* region.c */
 int region_dir_init(struct uswap *us);
@@ -324,6 +329,7 @@ int parse_size(const char *s, size_t *out);
 
 /* futex helpers */
 int futex_wait(_Atomic uint32_t *addr, uint32_t val);
+int futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, long ns);
 void futex_wake_all(_Atomic uint32_t *addr);
 
 /*

@@ -10,16 +10,18 @@
  *     WAKE; a discard clears the marker and leaves the slot to the owner.
  *   A "pin": the entry stays SWAPPED(S); the reader sets S's pin bit (the
  *     kernel 6.8 fix: SWAP_HAS_CACHE as a try-lock) and holds a reference
- *     on S until it is done.  A loser does not read: it sleeps until the
- *     pin is dropped (the 2024 follow-up's wait queue, not a timer) and
- *     retries the fault from the region lookup.  The commit checks
+ *     on S until it is done.  A loser does not read: it backs off until the
+ *     pin is dropped or a tick passed (the 2024 follow-up's wait queue with
+ *     its one-tick timeout), wakes its thread, and the thread faults again
+ *     (the retry).  The commit checks
  *     pte_same: the entry is still SWAPPED(S).  That proves the page was
  *     not discarded and evicted again to S, because S cannot be freed (so
  *     not reused) while pinned.
  *   C "cache": the entry stays SWAPPED(S); every swap-in first inserts
  *     S -> descriptor into an in-flight map (kernel 7.0: swap-in always
- *     through the swap cache).  A loser finds the descriptor and sleeps on
- *     it (the folio lock), then retries from the lookup.  The map entry
+ *     through the swap cache).  A loser finds the descriptor and marks it;
+ *     its thread stays asleep on the page (the folio lock) until the
+ *     winner's COPY, WAKE or release wakes it.  The map entry
  *     holds a reference on S and is removed before that reference is
  *     dropped, so S is never free while it can be found (the ABA rule).
  *
@@ -135,7 +137,6 @@ static int pin_quiescent(struct uswap *us, char *msg, size_t len)
 /* ------------------------------------------------------------- C: cache */
 
 #define SI_HASH 4096u
-#define GEN_WAITERS 1u
 
 static inline struct inflight **sic_bucket(struct uswap *us, uint32_t slot)
 {
@@ -155,15 +156,15 @@ static enum si_claim cache_claim(struct uthread *t, struct region *r, size_t idx
 	for (struct inflight *f = *b; f; f = f->hnext) {
 		if (f->slot != d->slot)
 			continue;
-		/* In flight: wait for this descriptor to leave the map.  Its
-		 * gen changes then; setting WAITERS under the map lock, while
-		 * it is in the map, cannot miss that change. */
-		t->si_word = &f->gen;
-		t->si_val = atomic_fetch_or_explicit(&f->gen, GEN_WAITERS,
-						     memory_order_relaxed) | GEN_WAITERS;
+		/* In flight: the loser's thread sleeps in the kernel on the
+		 * page; the winner's COPY or WAKE wakes it, and so does the
+		 * winner's release, which sees this flag (set under the map
+		 * lock while f is in the map, so it cannot be missed). */
+		f->waiters = true;
 		pthread_mutex_unlock(&us->sic_lock);
 		return SI_BUSY;
 	}
+	d->waiters = false;
 	d->hnext = *b;
 	*b = d;
 	pthread_mutex_unlock(&us->sic_lock);
@@ -177,7 +178,7 @@ static void cache_release(struct uthread *t, struct inflight *d, bool backed_out
 {
 	struct uswap *us = t->us;
 	struct inflight **p = sic_bucket(us, d->slot);
-	uint32_t old;
+	bool waiters;
 
 	(void)backed_out;
 	pthread_mutex_lock(&us->sic_lock);
@@ -185,11 +186,13 @@ static void cache_release(struct uthread *t, struct inflight *d, bool backed_out
 		p = &(*p)->hnext;
 	*p = d->hnext;
 	d->hnext = NULL;
-	old = atomic_load_explicit(&d->gen, memory_order_relaxed);
-	atomic_store_explicit(&d->gen, (old & ~GEN_WAITERS) + 2, memory_order_release);
+	waiters = d->waiters;
 	pthread_mutex_unlock(&us->sic_lock);
-	if (old & GEN_WAITERS)
-		futex_wake_all(&d->gen);
+	/* A loser that came after our commit (the page was evicted clean
+	 * and faulted again before this release) sleeps on the page: wake
+	 * it, it faults again and finds the slot free. */
+	if (waiters)
+		uffd_wake(us->uffd, region_addr(d->r, d->idx), PAGE_SIZE_);
 	/* Out of the map first, then the reference: S is never free while
 	 * a lookup can find it (no ABA through the map). */
 	slot_put(t, d->slot);
@@ -266,18 +269,27 @@ void swapin_fini(struct uswap *us)
 }
 
 /*
- * A fault lost its claim to another swap-in of the slot (A, C).  Its thread
- * sleeps in the kernel until the winner's COPY or WAKE; the handler sleeps
- * on the winner's pin word or descriptor (an event, I10), then retries from
- * the region lookup (I5).  The caller dropped its region reference (I12).
+ * A fault lost its claim to another swap-in of the slot at @addr (A, C).
+ * The caller dropped its region reference (I12).  Its thread sleeps in the
+ * kernel on the page.
+ *
+ * A (kernel 6.8 + the 2024 wait queue): back off on the pin word until the
+ * pin is dropped or one tick (1 ms) passed, then wake the thread: it
+ * faults again, and that fault decides (a retry loop while the winner is
+ * slow: the timer the seeds criticise, and model/ A-progress's cycle).
+ *
+ * C (kernel 7.0): nothing to do: the claim marked the winner's
+ * descriptor, whose COPY, WAKE or release wakes the thread (an event).
  */
-void swapin_lost(struct uthread *t)
+void swapin_lost(struct uthread *t, uintptr_t addr)
 {
 	struct uswap *us = t->us;
 
-	if (us->cfg.swapin == USWAP_SWAPIN_PIN)
-		STAT_INC(us, swapin_pin_retries);
-	else
+	if (us->cfg.swapin == USWAP_SWAPIN_CACHE) {
 		STAT_INC(us, swapin_cache_waits);
-	futex_wait(t->si_word, t->si_val);
+		return;
+	}
+	STAT_INC(us, swapin_pin_retries);
+	futex_wait_ns(t->si_word, t->si_val, 1000000);
+	uffd_wake(us->uffd, addr, PAGE_SIZE_);
 }

@@ -27,6 +27,11 @@ struct uswap *uswap__open_backend(const struct uswap_config *cfg,
 struct uswap_backend *uswap__backend(struct uswap *us);
 /* State of the page at @addr (-1 if unmanaged), its payload (slot). */
 int uswap__pte_state(struct uswap *us, void *addr, uint32_t *payload);
+/* The swap-in design the engine runs (enum uswap_swapin). */
+int uswap__swapin_design(struct uswap *us);
+/* Is a swap-in of the page at @addr in flight?  B: its entry is a MARKER;
+ * A, C: its entry is SWAPPED(S) and S is pinned / in the in-flight map. */
+bool uswap__swapin_inflight(struct uswap *us, void *addr);
 /* Quiescent invariant sweep: 0, or -1 and a message. */
 int uswap__validate(struct uswap *us, char *msg, size_t len);
 
