@@ -40,7 +40,9 @@ int uswap__validate(struct uswap *us, char *msg, size_t len);
  * "swapin_read", "readahead_read", "wp_dropped", "evict_moved",
  * "evict_stored", "discard_done".  Runs on pager threads (or the API
  * caller): it may block to force an interleaving, never touch managed
- * memory. */
+ * memory.  In every swap-in design, "swapin_marker" follows the claims of
+ * a swap-in and "fault_marker" is a fault that found its page's swap-in in
+ * flight (B: the marker; A: the pin; C: the in-flight map). */
 typedef void (*uswap_hook_fn)(const char *point, struct uswap *us,
 			      uintptr_t addr);
 extern _Atomic(uswap_hook_fn) uswap__hook;
