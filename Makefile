@@ -28,7 +28,7 @@ V_asan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=address,undefined \
 V_tsan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=thread
 
 .PHONY: all lib demo bench-core bench-contention test test-build deps clean check-deps fuzz verify
-all: lib build/release/demo build/release/bench_core build/release/bench-contention
+all: lib build/release/demo build/release/bench_core build/release/bench-contention build/release/uswap
 
 lib: build/release/libuswap.a build/release/libuswap.so.$(SOMAJOR)
 
@@ -72,6 +72,50 @@ bench-contention: check-deps
 		gnuplot -e "dir='results'" bench/plot_contention.gp && \
 		echo "results/contention-cdf.png"; fi
 
+# The uswap command (tools/, uswap(1)), on the static library: it checks
+# options with the library's own parser before it execs the program.
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+build/release/uswap: $(TOOL_SRCS) tools/cli.h src/statsfile.h include/uswap.h build/release/libuswap.a
+	$(CC) $(CFLAGS_BASE) -O2 $(TOOL_SRCS) -o $@ build/release/libuswap.a $(LIBS)
+
+# ---- install (uswap(1), FILES): PREFIX and DESTDIR as usual.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+VERSION    := $(shell sed -n 's/^\#define USWAP_VERSION_STRING "\(.*\)"/\1/p' include/uswap.h)
+SHIM       := build/release/libuswap-preload.so
+MANPAGES   := man/uswap.1 man/uswap.3 man/uswap.7
+.PHONY: install uninstall
+
+install: lib build/release/uswap $(if $(wildcard shim/*.c),$(SHIM))
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/uswap $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 build/release/uswap $(DESTDIR)$(BINDIR)/uswap
+	install -m 755 build/release/libuswap.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libuswap.so.$(VERSION)
+	ln -sf libuswap.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libuswap.so.$(SOMAJOR)
+	ln -sf libuswap.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libuswap.so
+	install -m 644 build/release/libuswap.a $(DESTDIR)$(LIBDIR)/libuswap.a
+	@if [ -f $(SHIM) ]; then install -m 755 $(SHIM) $(DESTDIR)$(LIBDIR)/uswap/libuswap-preload.so; \
+	else echo "install: $(SHIM) not built yet: uswap run will not find the shim"; fi
+	install -m 644 include/uswap.h $(DESTDIR)$(INCLUDEDIR)/uswap.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' uswap.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/uswap.pc
+	install -m 644 man/uswap.1 $(DESTDIR)$(MANDIR)/man1/uswap.1
+	install -m 644 man/uswap.3 $(DESTDIR)$(MANDIR)/man3/uswap.3
+	install -m 644 man/uswap.7 $(DESTDIR)$(MANDIR)/man7/uswap.7
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/uswap $(DESTDIR)$(LIBDIR)/libuswap.so.$(VERSION) \
+		$(DESTDIR)$(LIBDIR)/libuswap.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libuswap.so \
+		$(DESTDIR)$(LIBDIR)/libuswap.a $(DESTDIR)$(LIBDIR)/uswap/libuswap-preload.so \
+		$(DESTDIR)$(INCLUDEDIR)/uswap.h $(DESTDIR)$(LIBDIR)/pkgconfig/uswap.pc \
+		$(DESTDIR)$(MANDIR)/man1/uswap.1 $(DESTDIR)$(MANDIR)/man3/uswap.3 \
+		$(DESTDIR)$(MANDIR)/man7/uswap.7
+	-rmdir $(DESTDIR)$(LIBDIR)/uswap 2>/dev/null
+
 check-deps:
 	@scripts/deps.sh
 
@@ -84,7 +128,7 @@ bench-core: check-deps
 	build/release/bench_core
 
 test-build:
-	$(MAKE) -j2 build/test/tests/all build/asan/tests/all build/tsan/tests/all
+	$(MAKE) -j2 build/test/tests/all build/asan/tests/all build/tsan/tests/all build/release/uswap
 
 test: check-deps
 	$(MAKE) test-build

@@ -190,5 +190,9 @@ int uswap_config_init(struct uswap_config *c, char *err, size_t errlen)
 	INT_OPT("USWAP_SPIN_US", 0, 100000, spin_us);
 	INT_OPT("USWAP_VERBOSE", 0, 1, verbose);
 #undef INT_OPT
+	/* Read where the descriptor is opened (uffd.c); checked here. */
+	v = 0;
+	if ((ret = env_int("USWAP_USER_MODE_ONLY", 0, 1, &v, err, errlen)))
+		return ret;
 	return uswap_config_check(c, err, errlen);
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -19,6 +20,15 @@
  * registration mode, available since 5.7. */
 #define USWAP_UFFD_FEATURES (UFFD_FEATURE_MOVE | UFFD_FEATURE_POISON)
 
+/* USWAP_USER_MODE_ONLY=1 (checked by uswap_config_init()): when a full
+ * descriptor is refused, settle for one that sees user-mode faults only. */
+static bool user_mode_only_allowed(void)
+{
+	const char *v = getenv("USWAP_USER_MODE_ONLY");
+
+	return v && !strcmp(v, "1");
+}
+
 int uffd_open(void)
 {
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -32,6 +42,15 @@ int uffd_open(void)
 			fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
 			close(dev);
 		}
+	}
+	if (fd < 0 && user_mode_only_allowed()) {
+		/* uswap run --user-mode-only: faults raised inside system
+		 * calls on evicted memory then fail with EFAULT (uswap(7)). */
+		int err = errno;
+
+		fd = (int)syscall(SYS_userfaultfd, UFFD_USER_MODE_ONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			errno = err;
 	}
 	if (fd < 0)
 		return -errno;
