@@ -528,6 +528,7 @@ static enum fault_res fault_missing(struct uthread *t, struct region *r,
 			return FAULT_RETRY;
 		if (n == -EAGAIN) {
 			/* A, C: another swap-in holds the slot (the loser). */
+			swapin_count_lost(us);
 			HOOK("fault_marker", us, region_addr(r, idx));
 			return FAULT_LOST;
 		}

@@ -276,6 +276,7 @@ struct swapin_ops {
 int swapin_init(struct uswap *us);
 void swapin_fini(struct uswap *us);
 const char *swapin_name(enum uswap_swapin design);
+void swapin_count_lost(struct uswap *us);
 void swapin_lost(struct uthread *t, uintptr_t addr);	/* no region ref held */
 
 /* region.c */
