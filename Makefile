@@ -69,7 +69,7 @@ bench-contention: check-deps
 	$(MAKE) build/release/bench-contention
 	nice build/release/bench-contention --out results
 	@if command -v gnuplot >/dev/null; then \
-		gnuplot -e "dir='results'" bench/plot_contention.gp && \
+		gnuplot -e "dir='results'; threads='2 4 8'" bench/plot_contention.gp && \
 		echo "results/contention-cdf.png"; fi
 
 # The uswap command (tools/, uswap(1)), on the static library: it checks

@@ -3,9 +3,9 @@
  * C cache; DESIGN.md "Swap-in designs A, B, C") under contention.
  *
  *   build/release/bench-contention [--designs marker,pin,cache]
- *       [--threads 2,4,8] [--pages 512] [--rounds 20] [--handlers 2]
- *       [--pool-cap 2M] [--discard-us 50] [--no-discard] [--no-prefetch]
- *       [--out results]
+ *       [--threads 2,4,8] [--pages 1024] [--rounds 100] [--reps 3]
+ *       [--handlers 2] [--pool-cap 2M] [--discard-us 50] [--no-discard]
+ *       [--no-prefetch] [--out results]
  *
  * For each design and each thread count, a fresh engine (readahead on, the
  * given pool cap, a limit far above the region so only the benchmark
@@ -24,7 +24,10 @@
  *      from an API context racing the faults).
  * The pool cap is small and slots are freed all the time (write faults,
  * discards, dirty swap-ins), so slot numbers are reused constantly (the
- * ABA of swap-protocol.md §2).
+ * ABA of swap-protocol.md §2).  The whole set of configurations is run
+ * --reps times, interleaved (rep 1 of every design, then rep 2, ...), so a
+ * drift in the machine's load (it is shared) spreads over the designs; the
+ * samples and counters of the reps are pooled.
  *
  * Every access of step 2 is the first touch of a page since its eviction
  * (it may have been brought back meanwhile by another thread, readahead or
@@ -64,11 +67,11 @@
 static struct {
 	char designs[64];
 	char threads[64];
-	unsigned pages, rounds, handlers, discard_us;
+	unsigned pages, rounds, handlers, discard_us, reps;
 	size_t pool_cap;
 	int discard, prefetch;
 	const char *out;
-} opt = { "marker,pin,cache", "2,4,8", 512, 20, 2, 50, 2u << 20, 1, 1, "results" };
+} opt = { "marker,pin,cache", "2,4,8", 1024, 100, 2, 50, 3, 2u << 20, 1, 1, "results" };
 
 static struct uswap *us;
 static unsigned char *mem;
@@ -208,12 +211,14 @@ struct result {
 	double secs, tput, p50, p99, p999, max;
 	double slow_frac, slow_p50;	/* touches >= 2 us (they faulted) */
 	size_t samples;
-	struct uswap_stats st;	/* deltas of the counters */
+	uint32_t *all;		/* samples of every rep */
+	uint64_t busy_ns;
+	struct uswap_stats st;	/* deltas of the counters, summed */
 };
 
-#define DELTA(f) r->st.f = s1.f - s0.f
+#define DELTA(f) r->st.f += s1.f - s0.f
 
-static int run_one(const char *design, unsigned t, FILE *cdf, struct result *r)
+static int run_one(const char *design, unsigned t, struct result *r)
 {
 	struct uswap_config c;
 	char err[256];
@@ -293,43 +298,25 @@ static int run_one(const char *design, unsigned t, FILE *cdf, struct result *r)
 	if (opt.prefetch)
 		pthread_join(pref, NULL);
 
-	/* All samples of this configuration, sorted. */
-	size_t n = 0;
+	/* Pool the samples with the other reps'. */
+	size_t n = r->samples;
 	for (unsigned k = 0; k < t; k++)
 		n += w[k].n;
-	uint32_t *all = malloc((n ? n : 1) * sizeof(uint32_t));
-	n = 0;
+	uint32_t *all = realloc(r->all, (n ? n : 1) * sizeof(uint32_t));
+	if (!all) {
+		fprintf(stderr, "bench-contention: out of memory\n");
+		return -1;
+	}
+	r->all = all;
 	for (unsigned k = 0; k < t; k++) {
-		memcpy(all + n, w[k].lat, w[k].n * sizeof(uint32_t));
-		n += w[k].n;
+		memcpy(all + r->samples, w[k].lat, w[k].n * sizeof(uint32_t));
+		r->samples += w[k].n;
 		free(w[k].lat);
 	}
-	qsort(all, n, sizeof(uint32_t), cmp_u32);
 	snprintf(r->design, sizeof(r->design), "%s", design);
 	r->threads = t;
-	r->samples = n;
-	r->secs = (double)busy / 1e9;
-	r->tput = r->secs > 0 ? (double)n / r->secs : 0;
-	r->p50 = pct(all, n, 0.5);
-	r->p99 = pct(all, n, 0.99);
-	r->p999 = pct(all, n, 0.999);
-	r->max = n ? all[n - 1] / 1000.0 : 0;
-	/* Touches that faulted (>= 2 us: a present page costs ~0.1 us, the
-	 * fastest fault round trip several us): their share and median. */
-	size_t first_slow = 0;
-	while (first_slow < n && all[first_slow] < 2000)
-		first_slow++;
-	r->slow_frac = n ? (double)(n - first_slow) / (double)n : 0;
-	r->slow_p50 = n > first_slow ? pct(all + first_slow, n - first_slow, 0.5) : 0;
-	for (unsigned i = 0; i < 1000 && n; i++)
-		fprintf(cdf, "%u,%.5f,%.3f\n", t, i / 1000.0, pct(all, n, i / 1000.0));
-	static const double tail[] = { 0.9991, 0.9993, 0.9995, 0.9997, 0.9999, 0.99995, 0.99999, 1.0 };
-	for (unsigned i = 0; i < sizeof(tail) / sizeof(tail[0]) && n; i++)
-		fprintf(cdf, "%u,%.5f,%.3f\n", t, tail[i], pct(all, n, tail[i]));
-	fprintf(cdf, "\n\n");	/* a gnuplot data block per thread count */
-	free(all);
+	r->busy_ns += busy;
 
-	memset(&r->st, 0, sizeof(r->st));
 	DELTA(faults);
 	DELTA(swapins);
 	DELTA(faults_swapin);
@@ -350,6 +337,37 @@ static int run_one(const char *design, unsigned t, FILE *cdf, struct result *r)
 	return 0;
 }
 
+/* Sort the pooled samples; percentiles; the CDF block of @r into @cdf. */
+static void finish(struct result *r, FILE *cdf)
+{
+	uint32_t *all = r->all;
+	size_t n = r->samples;
+	unsigned t = r->threads;
+
+	qsort(all, n, sizeof(uint32_t), cmp_u32);
+	r->secs = (double)r->busy_ns / 1e9;
+	r->tput = r->secs > 0 ? (double)n / r->secs : 0;
+	r->p50 = pct(all, n, 0.5);
+	r->p99 = pct(all, n, 0.99);
+	r->p999 = pct(all, n, 0.999);
+	r->max = n ? all[n - 1] / 1000.0 : 0;
+	/* Touches that faulted (>= 2 us: a present page costs ~0.1 us, the
+	 * fastest fault round trip several us): their share and median. */
+	size_t first_slow = 0;
+	while (first_slow < n && all[first_slow] < 2000)
+		first_slow++;
+	r->slow_frac = n ? (double)(n - first_slow) / (double)n : 0;
+	r->slow_p50 = n > first_slow ? pct(all + first_slow, n - first_slow, 0.5) : 0;
+	for (unsigned i = 0; i < 1000 && n; i++)
+		fprintf(cdf, "%u,%.5f,%.3f\n", t, i / 1000.0, pct(all, n, i / 1000.0));
+	static const double tail[] = { 0.9991, 0.9993, 0.9995, 0.9997, 0.9999, 0.99995, 0.99999, 1.0 };
+	for (unsigned i = 0; i < sizeof(tail) / sizeof(tail[0]) && n; i++)
+		fprintf(cdf, "%u,%.5f,%.3f\n", t, tail[i], pct(all, n, tail[i]));
+	fprintf(cdf, "\n\n");	/* a gnuplot data block per thread count */
+	free(all);
+	r->all = NULL;
+}
+
 static size_t parse_size_arg(const char *s)
 {
 	char *end;
@@ -366,7 +384,7 @@ static size_t parse_size_arg(const char *s)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench-contention [--designs marker,pin,cache] [--threads 2,4,8]\n"
-		"  [--pages N] [--rounds N] [--handlers N] [--pool-cap SIZE]\n"
+		"  [--pages N] [--rounds N] [--reps N] [--handlers N] [--pool-cap SIZE]\n"
 		"  [--discard-us N] [--no-discard] [--no-prefetch] [--out DIR]\n");
 	exit(2);
 }
@@ -388,48 +406,61 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--threads")) snprintf(opt.threads, sizeof(opt.threads), "%s", v);
 		else if (!strcmp(a, "--pages")) opt.pages = (unsigned)atoi(v);
 		else if (!strcmp(a, "--rounds")) opt.rounds = (unsigned)atoi(v);
+		else if (!strcmp(a, "--reps")) opt.reps = (unsigned)atoi(v);
 		else if (!strcmp(a, "--handlers")) opt.handlers = (unsigned)atoi(v);
 		else if (!strcmp(a, "--pool-cap")) opt.pool_cap = parse_size_arg(v);
 		else if (!strcmp(a, "--discard-us")) opt.discard_us = (unsigned)atoi(v);
 		else if (!strcmp(a, "--out")) opt.out = v;
 		else usage();
 	}
-	if (opt.pages < 16 || opt.rounds < 1 || opt.handlers < 1)
+	if (opt.pages < 16 || opt.rounds < 1 || opt.handlers < 1 || opt.reps < 1)
 		usage();
 	mkdir(opt.out, 0755);
 
-	printf("bench-contention: %u pages, %u rounds, %u handlers, pool cap %zuK, "
-	       "discard every %u us%s, prefetch %s\n", opt.pages, opt.rounds, opt.handlers,
-	       opt.pool_cap >> 10, opt.discard_us, opt.discard ? "" : " (off)",
+	printf("bench-contention: %u pages, %u rounds, %u reps, %u handlers, pool cap %zuK, "
+	       "discard every %u us%s, prefetch %s\n", opt.pages, opt.rounds, opt.reps,
+	       opt.handlers, opt.pool_cap >> 10, opt.discard_us, opt.discard ? "" : " (off)",
 	       opt.prefetch ? "on" : "off");
-	char dl[64];
+	char dl[64], tl[64], *dname[3];
+	unsigned nd = 0, tv[16], nt = 0;
+
 	snprintf(dl, sizeof(dl), "%s", opt.designs);
 	for (char *ds = strtok(dl, ","); ds; ds = strtok(NULL, ",")) {
-		char path[512], tl[64];
-		char *save = NULL;
-
-		if (strcmp(ds, "marker") && strcmp(ds, "pin") && strcmp(ds, "cache")) {
+		if ((strcmp(ds, "marker") && strcmp(ds, "pin") && strcmp(ds, "cache")) || nd == 3) {
 			fprintf(stderr, "bench-contention: unknown design '%s' (accepted: marker, pin, cache)\n", ds);
 			return 2;
 		}
-		snprintf(path, sizeof(path), "%s/contention-%s.csv", opt.out, ds);
+		dname[nd++] = ds;
+	}
+	snprintf(tl, sizeof(tl), "%s", opt.threads);
+	for (char *ts = strtok(tl, ","); ts; ts = strtok(NULL, ",")) {
+		unsigned t = (unsigned)atoi(ts);
+
+		if (t < 1 || t > MAX_T || nt == 16)
+			usage();
+		tv[nt++] = t;
+	}
+	memset(res, 0, sizeof(res));
+	nres = nd * nt;
+	for (unsigned rp = 0; rp < opt.reps; rp++)
+		for (unsigned d = 0; d < nd; d++)
+			for (unsigned i = 0; i < nt; i++) {
+				if (run_one(dname[d], tv[i], &res[d * nt + i]))
+					return 2;
+				fprintf(stderr, "  rep %u: %s x%u done\n", rp + 1, dname[d], tv[i]);
+			}
+	for (unsigned d = 0; d < nd; d++) {
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/contention-%s.csv", opt.out, dname[d]);
 		FILE *cdf = fopen(path, "w");
 		if (!cdf) {
 			perror(path);
 			return 2;
 		}
-		fprintf(cdf, "# threads,quantile,latency_us (design %s)\n", ds);
-		snprintf(tl, sizeof(tl), "%s", opt.threads);
-		for (char *ts = strtok_r(tl, ",", &save); ts; ts = strtok_r(NULL, ",", &save)) {
-			unsigned t = (unsigned)atoi(ts);
-
-			if (t < 1 || t > MAX_T || nres == 64)
-				usage();
-			if (run_one(ds, t, cdf, &res[nres]))
-				return 2;
-			fprintf(stderr, "  %s x%u done\n", ds, t);
-			nres++;
-		}
+		fprintf(cdf, "# threads,quantile,latency_us (design %s)\n", dname[d]);
+		for (unsigned i = 0; i < nt; i++)
+			finish(&res[d * nt + i], cdf);
 		fclose(cdf);
 	}
 
