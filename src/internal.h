@@ -8,6 +8,7 @@
  *     uthread ctx mutex (API callers borrowing a pager context)
  *       us->hand_lock (claims a window of pages for the clock hand; leaf)
  *       region chunk PTL (r->ptl[chunk]: one 512-page chunk; never two)
+ *         us->sic_lock (design C's in-flight map; leaf, also taken alone)
  *         backend-internal locks (slot free list, pool class locks; leaves)
  *
  * A region inflight reference (region_get/region_put) is not a lock but
