@@ -28,7 +28,8 @@ V_asan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=address,undefined \
 V_tsan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=thread
 
 .PHONY: all lib demo bench-core bench-contention test test-build deps clean check-deps fuzz verify
-all: lib build/release/demo build/release/bench_core build/release/bench-contention build/release/uswap
+all: lib build/release/demo build/release/bench_core build/release/bench-contention \
+	build/release/uswap build/release/libuswap-preload.so
 
 lib: build/release/libuswap.a build/release/libuswap.so.$(SOMAJOR)
 
@@ -77,6 +78,36 @@ bench-contention: check-deps
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
 build/release/uswap: $(TOOL_SRCS) tools/cli.h src/statsfile.h include/uswap.h build/release/libuswap.a
 	$(CC) $(CFLAGS_BASE) -O2 $(TOOL_SRCS) -o $@ build/release/libuswap.a $(LIBS)
+
+# ---- the LD_PRELOAD shim (shim/, DESIGN.md "The LD_PRELOAD shim").  The
+# engine's objects are compiled again for it, with their allocator, mmap &
+# co. and pthread_create renamed to glibc's internal names and raw system
+# calls (shim/preload.c), so that nothing the engine does is interposed.
+SHIM_SRCS := $(sort $(wildcard shim/*.c))
+SHIM_REDEFINE := $(foreach s,malloc=__libc_malloc calloc=__libc_calloc \
+	realloc=__libc_realloc free=__libc_free \
+	posix_memalign=uswap__raw_posix_memalign mmap=uswap__raw_mmap \
+	munmap=uswap__raw_munmap madvise=uswap__raw_madvise \
+	mprotect=uswap__raw_mprotect mremap=uswap__raw_mremap \
+	pthread_create=uswap__thread_create,--redefine-sym $(s))
+
+build/shim/obj/%.o: src/%.c $(wildcard src/*.h) include/uswap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -c $< -o $@.tmp
+	objcopy $(SHIM_REDEFINE) $@.tmp $@ && rm -f $@.tmp
+
+build/release/libuswap-preload.so: $(SHIM_SRCS) shim/preload.map $(wildcard src/*.h) \
+		$(patsubst src/%.c,build/shim/obj/%.o,$(SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -ftls-model=initial-exec -shared -Wl,-z,nodelete \
+		-Wl,--version-script=shim/preload.map -o $@ $(SHIM_SRCS) \
+		$(patsubst src/%.c,build/shim/obj/%.o,$(SRCS)) $(LIBS)
+
+# Programs the script tests run under the shim (tests/sh/prog_*.c).
+SH_PROGS := $(patsubst tests/sh/%.c,build/sh/%,$(wildcard tests/sh/prog_*.c))
+build/sh/prog_%: tests/sh/prog_%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -pthread $< -o $@
 
 # ---- install (uswap(1), FILES): PREFIX and DESTDIR as usual.
 PREFIX     ?= /usr/local
@@ -128,7 +159,8 @@ bench-core: check-deps
 	build/release/bench_core
 
 test-build:
-	$(MAKE) -j2 build/test/tests/all build/asan/tests/all build/tsan/tests/all build/release/uswap
+	$(MAKE) -j2 build/test/tests/all build/asan/tests/all build/tsan/tests/all build/release/uswap \
+		build/release/libuswap-preload.so $(SH_PROGS)
 
 test: check-deps
 	$(MAKE) test-build

@@ -21,11 +21,12 @@
  * System calls:  the kernel resolves faults raised inside system calls
  *           (read(2) into a managed buffer, write(2) from one) through the
  *           same handlers; this needs root or /dev/userfaultfd access.
- * fork:     a child process does not inherit management: the kernel drops
- *           the child's userfaultfd registration and the child reads zeros
- *           where the parent had evicted pages.  Do not rely on managed
- *           memory in a child (the LD_PRELOAD shim handles fork; the library
- *           alone does not).
+ * fork:     the kernel drops a child's userfaultfd registration, so a child
+ *           would read zeros where the parent had evicted pages.  A program
+ *           that forks calls uswap_fork_prepare/parent/child() around fork
+ *           (pthread_atfork(3) does it; the LD_PRELOAD shim registers them):
+ *           the child then gets an engine of its own with exactly the
+ *           parent's memory.  vfork(2) and posix_spawn(3) need nothing.
  * madvise:  discard managed memory with uswap_discard(), not madvise(2)
  *           directly; a direct MADV_DONTNEED is tolerated (the page reads as
  *           zeros) but its swap copy is only freed when the page is touched.
@@ -84,6 +85,9 @@ enum uswap_swapin {
  *   USWAP_WAIT           handler wait: "block" or "spin"    (default block)
  *   USWAP_SPIN_US        spin time before blocking, us      (default 50)
  *   USWAP_VERBOSE        0 or 1: print the effective config (default 0)
+ *   USWAP_USER_MODE_ONLY 0 or 1: if kernel-mode faults may not be handled,
+ *                        settle for user-mode ones; system calls on
+ *                        evicted memory then fail with EFAULT (default 0)
  *   USWAP_SWAPIN         swap-in synchronization: "marker" (design B),
  *                        "pin" (A: slot pin + retry, kernel 6.8) or
  *                        "cache" (C: in-flight slot map, kernel 7.0)

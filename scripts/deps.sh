@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages uswap needs, if any is missing (root: apt-get).
 set -e
-PKGS="build-essential liblz4-dev libzstd-dev liburing-dev libhiredis-dev libcmocka-dev gnuplot-nox pkg-config groff-base"
+PKGS="build-essential liblz4-dev libzstd-dev liburing-dev libhiredis-dev libcmocka-dev gnuplot-nox pkg-config groff-base spin redis-server redis-tools python3"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -8,7 +8,7 @@
 # stress test of the test build again under swap-in designs A and C
 # (USWAP_SWAPIN=pin, cache; the stress test with USWAP_STRESS_ROUNDS=50).
 pass=0; fail=0; skip=0; failed=""
-TIMEOUT=${USWAP_TEST_TIMEOUT:-300}
+DEFAULT_TIMEOUT=${USWAP_TEST_TIMEOUT:-300}
 for v in "$@"; do
 	design=
 	case $v in
@@ -24,6 +24,12 @@ for v in "$@"; do
 		elif [ -n "$design" ]; then log="build/test/tests/$(basename "$t").$design.log"
 		else log="build/$v/tests/$(basename "$t").log"; fi
 		start=$(date +%s.%N)
+		# A script test may ask for a longer budget: "# timeout: SECS".
+		TIMEOUT=$DEFAULT_TIMEOUT
+		if [ "$v" = sh ]; then
+			t_want=$(sed -n 's/^# timeout: *\([0-9][0-9]*\)$/\1/p' "$t" | head -n 1)
+			[ -n "$t_want" ] && [ "$t_want" -gt "$TIMEOUT" ] && TIMEOUT=$t_want
+		fi
 		case $v in
 		asan) env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1 ;;
 		tsan) env TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 USWAP_TEST_SCALE=4 timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1 ;;

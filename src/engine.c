@@ -55,6 +55,8 @@ struct uthread *api_ctx_get(struct uswap *us)
 	unsigned i = atomic_fetch_add_explicit(&us->api_next, 1, memory_order_relaxed);
 	struct uthread *t = &us->ctx[us->cfg.threads + 1 + i % API_CTXS];
 
+	/* An API operation is an engine operation: inside the fork gate. */
+	gate_enter(us);
 	pthread_mutex_lock(&t->lock);
 	return t;
 }
@@ -62,6 +64,7 @@ struct uthread *api_ctx_get(struct uswap *us)
 void api_ctx_put(struct uthread *t)
 {
 	pthread_mutex_unlock(&t->lock);
+	gate_exit(t->us);
 }
 
 static void ctx_fini(struct uswap *us, struct uthread *t)
@@ -139,6 +142,7 @@ static void engine_free(struct uswap *us)
 		munmap((void *)us->zero_page, ZERO_LEN);
 	pthread_mutex_destroy(&us->hand_lock);
 	pthread_mutex_destroy(&us->map_lock);
+	pthread_rwlock_destroy(&us->fork_gate);
 	free(us);
 }
 
@@ -156,11 +160,35 @@ static void stop_threads(struct uswap *us, unsigned handlers, bool evictor)
 		pthread_join(us->ctx[us->cfg.threads].thread, NULL);
 }
 
+/* Start the handler threads and the evictor; on failure none is left. */
+int engine_start_threads(struct uswap *us)
+{
+	unsigned started = 0;
+	int err;
+
+	for (; started < us->cfg.threads; started++) {
+		err = -pthread_create(&us->ctx[started].thread, NULL, handler_main,
+				      &us->ctx[started]);
+		if (err)
+			goto fail;
+		pthread_setname_np(us->ctx[started].thread, "uswap-fault");
+	}
+	err = -pthread_create(&us->ctx[us->cfg.threads].thread, NULL, evictor_main,
+			      &us->ctx[us->cfg.threads]);
+	if (err)
+		goto fail;
+	pthread_setname_np(us->ctx[us->cfg.threads].thread, "uswap-evict");
+	return 0;
+fail:
+	stop_threads(us, started, false);
+	atomic_store(&us->stopping, 0);
+	return err;
+}
+
 struct uswap *uswap__open_backend(const struct uswap_config *cfg,
 				  struct uswap_backend *backend, bool own)
 {
 	struct uswap *us = calloc(1, sizeof(*us));
-	unsigned started = 0;
 	int err;
 
 	if (!us) {
@@ -184,6 +212,7 @@ struct uswap *uswap__open_backend(const struct uswap_config *cfg,
 	}
 	pthread_mutex_init(&us->hand_lock, NULL);
 	pthread_mutex_init(&us->map_lock, NULL);
+	fork_gate_init(us);
 	atomic_store(&us->limit_pages, cfg->limit >> PAGE_SHIFT_);
 
 	err = uffd_open();
@@ -208,24 +237,12 @@ struct uswap *uswap__open_backend(const struct uswap_config *cfg,
 	for (unsigned i = 0; i < us->nctx; i++)
 		if ((err = ctx_init(us, &us->ctx[i], i)))
 			goto fail;
-	for (; started < cfg->threads; started++) {
-		err = -pthread_create(&us->ctx[started].thread, NULL, handler_main,
-				      &us->ctx[started]);
-		if (err)
-			goto fail_threads;
-		pthread_setname_np(us->ctx[started].thread, "uswap-fault");
-	}
-	err = -pthread_create(&us->ctx[cfg->threads].thread, NULL, evictor_main,
-			      &us->ctx[cfg->threads]);
-	if (err)
-		goto fail_threads;
-	pthread_setname_np(us->ctx[cfg->threads].thread, "uswap-evict");
+	if ((err = engine_start_threads(us)))
+		goto fail;
 	if (cfg->verbose)
 		print_config(cfg);
 	return us;
 
-fail_threads:
-	stop_threads(us, started, false);
 fail:
 	engine_free(us);
 	errno = -err;
@@ -327,6 +344,7 @@ static unsigned discard_chunk_locked(struct uswap *us, struct region *r,
 
 		switch (pte_state(e)) {
 		case PTE_NONE:
+		case PTE_RELEASED:	/* not the region's any more */
 			continue;
 		case PTE_PRESENT:
 			unres++;
@@ -456,7 +474,9 @@ int uswap_stats(struct uswap *us, struct uswap_stats *s)
 	if (!us || !s)
 		return -EINVAL;
 	memset(s, 0, sizeof(*s));
+	gate_enter(us);		/* the backend's stats take its locks */
 	us->backend->ops->stats(us->backend, &b);
+	gate_exit(us);
 	s->limit_bytes = atomic_load(&us->limit_pages) << PAGE_SHIFT_;
 	s->resident_bytes = atomic_load(&us->resident) << PAGE_SHIFT_;
 	s->resident_peak_bytes = atomic_load(&us->resident_peak) << PAGE_SHIFT_;
@@ -606,12 +626,27 @@ static int validate_once(struct uswap *us, char *msg, size_t len)
 
 	for (unsigned i = 0; i < MAX_REGIONS; i++) {
 		struct region *r = region_get_index(us, i);
+		size_t released = 0, given = 0;
 
 		if (!r)
 			continue;
 		for (size_t k = 0; k < r->npages; k++) {
 			pte_t e = atomic_load(region_pte(r, k));
 			unsigned st = pte_state(e);
+
+			if (st == PTE_RELEASED) {
+				/* Released pages hold nothing (manage.c). */
+				released++;
+				given += pte_payload(e) == RELEASED_GIVEN;
+				if ((e & ~(PTE_STATE_MASK | ((pte_t)1 << 32))) ||
+				    pte_payload(e) > RELEASED_GIVEN) {
+					snprintf(msg, len, "released page %zu of region %u: bad entry %#llx",
+						 k, i, (unsigned long long)e);
+					region_put(r);
+					return -1;
+				}
+				continue;
+			}
 
 			if (st == PTE_MARKER || st == PTE_EVICTING) {
 				snprintf(msg, len, "page %zu of region %u still in flight (state %u)", k, i, st);
@@ -635,6 +670,14 @@ static int validate_once(struct uswap *us, char *msg, size_t len)
 					return -1;
 				}
 			}
+		}
+		if (released != atomic_load(&r->released) || given != atomic_load(&r->given) ||
+		    released >= r->npages) {
+			snprintf(msg, len, "region %u: %zu released (%zu given) pages, counters %zu (%zu), of %zu",
+				 i, released, given, atomic_load(&r->released),
+				 atomic_load(&r->given), r->npages);
+			region_put(r);
+			return -1;
 		}
 		region_put(r);
 	}

@@ -629,8 +629,10 @@ void *handler_main(void *arg)
 			for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
 				if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 					continue;
+				gate_enter(us);
 				handle_fault(t, msgs[i].arg.pagefault.address,
 					     msgs[i].arg.pagefault.flags);
+				gate_exit(us);
 			}
 			continue;
 		}

@@ -13,6 +13,11 @@
  *
  * A region inflight reference (region_get/region_put) is not a lock but
  * unmap waits for it: it is dropped before any futex wait on an entry (I12).
+ *
+ * The fork gate (us->fork_gate, fork.c) is taken shared by every engine
+ * operation (a fault, an eviction window run, an API call) outside every
+ * lock above except map_lock; uswap_fork_prepare() takes map_lock, then the
+ * gate exclusive.
  */
 #ifndef USWAP_INTERNAL_H
 #define USWAP_INTERNAL_H
@@ -70,7 +75,15 @@ enum pte_state {
 	PTE_MARKER = 3,		/* swap-in in progress: names its descriptor */
 	PTE_EVICTING = 4,	/* moved out to staging, being stored */
 	PTE_POISON = 5,		/* backend read failed: SIGBUS on access */
+	PTE_RELEASED = 6,	/* released (manage.c): no longer part of the
+				 * region; payload RELEASED_RESERVED or
+				 * RELEASED_GIVEN.  Nothing maps, evicts,
+				 * prefetches or counts it */
 };
+
+/* Payload of a RELEASED entry: who holds the page's address range. */
+#define RELEASED_RESERVED 0u	/* a PROT_NONE reservation uswap unmaps later */
+#define RELEASED_GIVEN 1u	/* a mapping of the application's (MAP_FIXED) */
 
 #define PTE_STATE_MASK 0xfull
 #define PTE_WAITERS (1ull << 4)
@@ -107,7 +120,7 @@ static inline pte_t pte_with_age(pte_t e, unsigned age)
 /*
  * An in-flight swap-in: the "locked page".  Owned by exactly one pager
  * context; only its owner reads or writes its fields, except that in
- * design C others find it in the in-flight map and wait on @gen.
+ * design C others find it in the in-flight map and set @waiters.
  */
 struct inflight {
 	uint32_t slot;		/* owner only */
@@ -169,6 +182,10 @@ struct region {
 	_Atomic uint64_t ra_next;	/* index just after the last window */
 	_Atomic uint32_t ra_win;	/* current window, pages */
 	_Atomic uint32_t ra_lastwin;	/* size of the last window read */
+	/* pages RELEASED (manage.c), of them RELEASED_GIVEN; changed under
+	 * the PTL of the page, read anywhere.  released == npages: unmap. */
+	_Atomic size_t released;
+	_Atomic size_t given;
 };
 
 /* Counters: relaxed atomics, each written where its event happens. */
@@ -232,6 +249,12 @@ struct uswap {
 	pthread_mutex_t sic_lock;	/* C: the in-flight map; a leaf */
 
 	_Atomic uint32_t warned_store;	/* pool-full message printed once */
+
+	/* fork gate (fork.c): every operation that changes entries, the
+	 * backend or the kernel page table holds it shared; fork holds it
+	 * exclusive, so the engine is still while the process forks.
+	 * Writer-preferring; never taken recursively. */
+	pthread_rwlock_t fork_gate;
 	struct ustats st;
 	const unsigned char *zero_page;	/* RA_MAX_LIMIT + 1 zero pages */
 };
@@ -289,6 +312,10 @@ void region_put(struct region *r);
 void *region_map(struct uswap *us, size_t len);
 int region_unmap(struct uswap *us, void *addr, size_t len);
 void region_unmap_all(struct uswap *us);
+void region_retire(struct uswap *us, struct region *r);
+void region_drain(struct region *r);
+void region_release_pages(struct uthread *t, struct region *r);
+void region_free(struct uswap *us, struct region *r);
 
 static inline _Atomic pte_t *region_pte(struct region *r, size_t idx) { return &r->pte[idx]; }
 static inline pthread_mutex_t *region_ptl(struct region *r, size_t idx) { return &r->ptl[idx >> CHUNK_SHIFT]; }
@@ -305,6 +332,7 @@ long uffd_copy(int uffd, uintptr_t dst, const void *src, size_t len, bool wp);
 int uffd_wake(int uffd, uintptr_t addr, size_t len);
 int uffd_unprotect(int uffd, uintptr_t addr, size_t len);
 int uffd_poison(int uffd, uintptr_t addr, size_t len);
+int uffd_protect(int uffd, uintptr_t addr, size_t len);
 long uffd_move(int uffd, uintptr_t dst, uintptr_t src, size_t len);
 
 /* fault.c */
@@ -321,7 +349,13 @@ long evict_range(struct uthread *t, struct region *r, size_t from, size_t to,
 		 bool force);
 void kick_evictor(struct uswap *us);
 
+/* fork.c: the fork gate around each engine operation (see struct uswap) */
+void fork_gate_init(struct uswap *us);
+static inline void gate_enter(struct uswap *us) { pthread_rwlock_rdlock(&us->fork_gate); }
+static inline void gate_exit(struct uswap *us) { pthread_rwlock_unlock(&us->fork_gate); }
+
 /* engine.c */
+int engine_start_threads(struct uswap *us);
 struct uthread *api_ctx_get(struct uswap *us);
 void api_ctx_put(struct uthread *t);
 void slot_put(struct uthread *t, uint32_t slot);

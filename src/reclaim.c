@@ -27,6 +27,10 @@
 
 #include "internal.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 void kick_evictor(struct uswap *us)
 {
 	atomic_fetch_add_explicit(&us->evict_kick, 1, memory_order_release);
@@ -138,11 +142,16 @@ static void warn_store_failed(struct uswap *us, int err)
  * Take pages [idx_k] (EVICTING, PTL held) out of the page table: move runs
  * of consecutive pages to staging in one UFFDIO_MOVE each.  A page that
  * cannot move is handled in place: a hole (zapped behind uswap's back)
- * becomes NONE, a shared page (EBUSY after fork) goes back to PRESENT.
- * Returns a bitmap of the pages moved.
+ * becomes NONE.  A page shared copy-on-write with a child (EBUSY after
+ * fork, fork.c): if clean, its kept copy is current and the page is
+ * write-protected, so it is zapped in place (moved, as far as the caller is
+ * concerned, which uses the kept slot); if dirty, it goes back to PRESENT
+ * and its bit in @busy (window-relative, from @from) asks the caller to
+ * unshare it and try again.  Returns a bitmap of the pages moved.
  */
-static uint64_t move_out(struct uthread *t, struct region *r, unsigned n,
-			 uint32_t *drop, unsigned *ndrop)
+static uint64_t move_out(struct uthread *t, struct region *r, size_t from,
+			 unsigned n, uint32_t *drop, unsigned *ndrop,
+			 uint64_t *busy)
 {
 	struct uswap *us = t->us;
 	uint64_t moved = 0;
@@ -190,9 +199,15 @@ static uint64_t move_out(struct uthread *t, struct region *r, unsigned n,
 					drop[(*ndrop)++] = pte_payload(old);
 				pte_set(r, idx, e, pte_make(PTE_NONE, 0, 0));
 				unreserve_pages(us, 1);
+			} else if (why == -EBUSY && (old & PTE_HAS_SLOT) &&
+				   !madvise((void *)region_addr(r, idx), PAGE_SIZE_,
+					    MADV_DONTNEED)) {
+				moved |= 1ull << f;
 			} else {
 				STAT_INC(us, evict_busy);
 				pte_set(r, idx, e, old & ~PTE_WAITERS);
+				if (why == -EBUSY)
+					*busy |= 1ull << (idx - from);
 			}
 		}
 		k += run;
@@ -205,8 +220,8 @@ static uint64_t move_out(struct uthread *t, struct region *r, unsigned n,
  * most EVICT_BATCH.  Without @force the clock applies: pages with an age
  * are aged instead.  Caller holds a region reference.  Returns pages evicted.
  */
-static long evict_window(struct uthread *t, struct region *r, size_t from,
-			 size_t to, bool force)
+static long evict_window_mask(struct uthread *t, struct region *r, size_t from,
+			      size_t to, bool force, uint64_t only, uint64_t *busy)
 {
 	struct uswap *us = t->us;
 	pthread_mutex_t *ptl = region_ptl(r, from);
@@ -219,7 +234,7 @@ static long evict_window(struct uthread *t, struct region *r, size_t from,
 	for (size_t i = from; i < to; i++) {
 		pte_t e = atomic_load_explicit(region_pte(r, i), memory_order_acquire);
 
-		if (pte_state(e) != PTE_PRESENT)
+		if (pte_state(e) != PTE_PRESENT || !(only & (1ull << (i - from))))
 			continue;
 		if (!force && pte_age(e)) {
 			pte_set(r, i, e, pte_with_age(e, pte_age(e) - 1));
@@ -231,7 +246,7 @@ static long evict_window(struct uthread *t, struct region *r, size_t from,
 					  (e & PTE_HAS_SLOT) | pte_evict_owner(t->id, n)));
 		n++;
 	}
-	moved = n ? move_out(t, r, n, drop, &ndrop) : 0;
+	moved = n ? move_out(t, r, from, n, drop, &ndrop, busy) : 0;
 	pthread_mutex_unlock(ptl);
 	for (unsigned i = 0; i < ndrop; i++)
 		slot_put(t, drop[i]);
@@ -270,6 +285,38 @@ static long evict_window(struct uthread *t, struct region *r, size_t from,
 	}
 	madvise(t->staging, (size_t)n << PAGE_SHIFT_, MADV_DONTNEED);
 	return evicted;
+}
+
+/*
+ * Make dirty pages that UFFDIO_MOVE found shared (fork) exclusive again, as
+ * a write would: MADV_POPULATE_WRITE breaks copy-on-write without changing
+ * a byte, atomically against the application's own writes.  No lock is
+ * held: the pages are PRESENT dirty (not write-protected), so no fault
+ * reaches the handlers unless the page was zapped behind uswap's back, and
+ * then an ordinary handler serves it.
+ */
+static void unshare_busy(struct region *r, size_t from, uint64_t busy)
+{
+	for (unsigned b = 0; b < EVICT_BATCH; b++)
+		if (busy & (1ull << b))
+			madvise((void *)region_addr(r, from + b), PAGE_SIZE_,
+				MADV_POPULATE_WRITE);
+}
+
+static long evict_window(struct uthread *t, struct region *r, size_t from,
+			 size_t to, bool force)
+{
+	uint64_t busy = 0;
+	long n = evict_window_mask(t, r, from, to, force, ~0ull, &busy);
+
+	if (busy) {
+		/* Shared with a child since a fork: unshare, try once more
+		 * (the clock chose these pages already: force). */
+		unshare_busy(r, from, busy);
+		uint64_t again = 0;
+		n += evict_window_mask(t, r, from, to, true, busy, &again);
+	}
+	return n;
 }
 
 /* Evict what the clock allows (or everything, @force) in [from, to). */
@@ -427,7 +474,10 @@ void *evictor_main(void *arg)
 				cur = atomic_load_explicit(&us->resident, memory_order_relaxed);
 				if (cur <= low)
 					break;
-				if (reclaim(t, cur - low < EVICT_BATCH ? cur - low : EVICT_BATCH) <= 0) {
+				gate_enter(us);
+				long done = reclaim(t, cur - low < EVICT_BATCH ? cur - low : EVICT_BATCH);
+				gate_exit(us);
+				if (done <= 0) {
 					stalled = true;
 					break;
 				}

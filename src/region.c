@@ -87,13 +87,32 @@ struct region *region_get_index(struct uswap *us, unsigned i)
 	return region_try(r, r->base);
 }
 
-static void dir_publish(struct uswap *us, struct region *r, struct region *val)
+static void dir_publish(struct uswap *us, struct region *r)
 {
 	size_t first = r->base >> DIR_SHIFT;
 	size_t last = (r->base + r->len - 1) >> DIR_SHIFT;
 
 	for (size_t i = first; i <= last; i++)
-		atomic_store_explicit(&us->dir[i], val, memory_order_release);
+		atomic_store_explicit(&us->dir[i], r, memory_order_release);
+}
+
+/*
+ * Clear the granules that still name @r.  One may name a newer region: a
+ * range of @r given away (RELEASED_GIVEN, manage.c) and then unmapped by
+ * the application is free address space, and a region mapped there later
+ * takes its granules (it cannot share one with a live page of @r: see
+ * DESIGN.md, "The LD_PRELOAD shim").
+ */
+static void dir_unpublish(struct uswap *us, struct region *r)
+{
+	size_t first = r->base >> DIR_SHIFT;
+	size_t last = (r->base + r->len - 1) >> DIR_SHIFT;
+
+	for (size_t i = first; i <= last; i++) {
+		struct region *cur = r;
+
+		atomic_compare_exchange_strong(&us->dir[i], &cur, NULL);
+	}
 }
 
 static void *map_aligned(size_t len)
@@ -187,9 +206,11 @@ void *region_map(struct uswap *us, size_t len)
 	atomic_store(&r->ra_next, 0);
 	atomic_store(&r->ra_win, 0);
 	atomic_store(&r->ra_lastwin, 0);
+	atomic_store(&r->released, 0);
+	atomic_store(&r->given, 0);
 	atomic_store(&r->dying, 0);
 	atomic_store_explicit(&r->used, 1, memory_order_release);
-	dir_publish(us, r, r);
+	dir_publish(us, r);
 	atomic_fetch_add(&us->nregions, 1);
 	atomic_fetch_add(&us->total_pages, r->npages);
 	pthread_mutex_unlock(&us->map_lock);
@@ -202,7 +223,7 @@ fail_mem:
 }
 
 /* Free what the region's entries still hold: slots and resident pages. */
-static void region_release_pages(struct uthread *t, struct region *r)
+void region_release_pages(struct uthread *t, struct region *r)
 {
 	struct uswap *us = t->us;
 	uint64_t resident = 0;
@@ -228,10 +249,19 @@ static void region_release_pages(struct uthread *t, struct region *r)
 	unreserve_pages(us, resident);
 }
 
-static int region_unmap_locked(struct uswap *us, struct region *r)
+/*
+ * Retire @r (map_lock held): from now on no new reference can be taken.
+ * The memory and the entries stay.
+ */
+void region_retire(struct uswap *us, struct region *r)
 {
 	atomic_store(&r->dying, 1);			/* seq_cst: see top */
-	dir_publish(us, r, NULL);
+	dir_unpublish(us, r);
+}
+
+/* Wait until the references taken before region_retire() are dropped. */
+void region_drain(struct region *r)
+{
 	for (;;) {
 		uint32_t n = atomic_load(&r->inflight);
 
@@ -239,18 +269,61 @@ static int region_unmap_locked(struct uswap *us, struct region *r)
 			break;
 		futex_wait(&r->inflight, n);
 	}
+}
+
+/* Give a retired region's slot back (map_lock held). */
+void region_free(struct uswap *us, struct region *r)
+{
+	size_t npages = r->npages;
+
+	region_free_meta(r);
+	atomic_store_explicit(&r->used, 0, memory_order_release);
+	atomic_fetch_sub(&us->nregions, 1);
+	atomic_fetch_sub(&us->total_pages, npages);
+}
+
+/* Unmap a retired region's memory, except the ranges given away to the
+ * application's own mappings (RELEASED_GIVEN): those are not ours. */
+static void region_munmap(struct region *r)
+{
+	size_t i = 0;
+
+	if (!atomic_load(&r->given)) {
+		munmap((void *)r->base, r->len);
+		return;
+	}
+	while (i < r->npages) {
+		size_t j = i;
+		pte_t e = atomic_load(region_pte(r, i));
+		bool given = pte_state(e) == PTE_RELEASED && pte_payload(e) == RELEASED_GIVEN;
+
+		while (j < r->npages) {
+			pte_t f = atomic_load(region_pte(r, j));
+
+			if (given != (pte_state(f) == PTE_RELEASED &&
+				      pte_payload(f) == RELEASED_GIVEN))
+				break;
+			j++;
+		}
+		if (!given)
+			munmap((void *)region_addr(r, i), (j - i) << PAGE_SHIFT_);
+		i = j;
+	}
+}
+
+static int region_unmap_locked(struct uswap *us, struct region *r)
+{
+	region_retire(us, r);
+	region_drain(r);
 	/* Nobody can reach the region now.  Unmapping the memory also drops
 	 * its userfaultfd registration; faulting threads still asleep on it
 	 * were woken by the handlers (region_get fails on a dying region). */
-	munmap((void *)r->base, r->len);
+	region_munmap(r);
 
 	struct uthread *t = api_ctx_get(us);
 	region_release_pages(t, r);
 	api_ctx_put(t);
-	region_free_meta(r);
-	atomic_store_explicit(&r->used, 0, memory_order_release);
-	atomic_fetch_sub(&us->nregions, 1);
-	atomic_fetch_sub(&us->total_pages, r->npages);
+	region_free(us, r);
 	return 0;
 }
 

@@ -115,6 +115,17 @@ int uffd_unprotect(int uffd, uintptr_t addr, size_t len)
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
 }
 
+/* Write-protect [addr, addr+len): writes then fault to the handlers. */
+int uffd_protect(int uffd, uintptr_t addr, size_t len)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = addr, .len = len },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+}
+
 int uffd_poison(int uffd, uintptr_t addr, size_t len)
 {
 	struct uffdio_poison p = { .range = { .start = addr, .len = len } };

@@ -313,16 +313,35 @@ static int watch(pid_t pid, double secs, long count, int all)
 			printf("\nprocess %d has exited\n", (int)pid);
 			return 0;
 		}
-		if (tty)
-			fputs("\033[H\033[2J", stdout);	/* home, clear: like top */
-		else if (i)
-			fputs("\n", stdout);
+		/* The screen is composed first, then drawn over the last one
+		 * in one write: home, each line cleared to its end, the rest of
+		 * the screen cleared (top's way, without the flicker of a full
+		 * clear).  Not a terminal: screens one after another. */
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
 		time_t t = time(NULL);
 		char when[32];
 
+		if (!f)
+			return 1;
 		strftime(when, sizeof(when), "%H:%M:%S", localtime(&t));
-		printf("uswap stat %s, every %gs (Ctrl-C to stop)\n", when, secs);
-		print_one(stdout, &snap[cur], have_prev ? &snap[!cur] : NULL, all);
+		fprintf(f, "uswap stat %s, every %gs (Ctrl-C to stop)\n", when, secs);
+		print_one(f, &snap[cur], have_prev ? &snap[!cur] : NULL, all);
+		fclose(f);
+		if (tty) {
+			fputs("\033[H", stdout);
+			for (char *l = buf, *nl; *l; l = nl + 1) {
+				nl = strchrnul(l, '\n');
+				printf("%.*s\033[K\n", (int)(nl - l), l);
+				if (!*nl)
+					break;
+			}
+			fputs("\033[J", stdout);
+		} else {
+			printf("%s%s", i ? "\n" : "", buf);
+		}
+		free(buf);
 		fflush(stdout);
 		/* Keep the older snapshot if the writer has not refreshed yet,
 		 * so rates never divide by zero time. */

@@ -288,8 +288,10 @@ static void set_preload(const char *shim)
 static void exec_program(const char *path, char **argv)
 {
 	execv(path, argv);
-	fprintf(stderr, "uswap: %s: %s\n", argv[0], strerror(errno));
-	exit(errno == ENOENT ? EXIT_NOTFOUND : EXIT_CANNOT);
+	int err = errno;
+
+	fprintf(stderr, "uswap: %s: %s\n", argv[0], strerror(err));
+	exit(err == ENOENT ? EXIT_NOTFOUND : EXIT_CANNOT);
 }
 
 /* uswap cannot manage the program: refuse (126), or with --fail-open run

@@ -43,6 +43,15 @@ expect() {
 	fi
 }
 
+# --help, --version: stdout, 0; no command: usage on stderr, 2.
+v=$(sed -n 's/^#define USWAP_VERSION_STRING "\(.*\)"/\1/p' include/uswap.h)
+[ "$("$USWAP" --version)" = "uswap $v (library $v)" ] && echo "ok: --version" || { echo "FAIL: --version"; fails=$((fails + 1)); }
+"$USWAP" --help | grep -q "^usage: uswap run \[OPTIONS\] \[--\] PROGRAM" && echo "ok: --help" ||
+	{ echo "FAIL: --help"; fails=$((fails + 1)); }
+"$USWAP" stat --help | grep -q "^usage: uswap stat" && echo "ok: stat --help" ||
+	{ echo "FAIL: stat --help"; fails=$((fails + 1)); }
+expect 2 "^usage: uswap run" "$USWAP"
+
 # Usage and configuration errors: 2.
 expect 2 "^uswap: --limit: invalid size '12Q' \(accepted: .*K, M, G" "$USWAP" run --limit 12Q sh -c "touch $MARK"
 expect 2 "^uswap: --limit: 4096 bytes is below the minimum of 64K" "$USWAP" run --limit 4K sh -c "touch $MARK"

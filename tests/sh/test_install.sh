@@ -116,6 +116,15 @@ for m in man1/uswap.1 man3/uswap.3 man7/uswap.7; do
 	[ -z "$w" ] && ok "$m renders" || fail "$m: $w"
 done
 v=$("$D$P/bin/uswap" --version) && ok "installed: $v" || fail "installed uswap --version"
+# The installed uswap finds the installed shim (../lib/uswap) and manages a program.
+if [ -f "$L/uswap/libuswap-preload.so" ] && command -v python3 >/dev/null && "$D$P/bin/uswap" run true 2>/dev/null; then
+	py='b = bytes(range(256)) * (1 << 17); print(len(b) >> 20, "MiB", sum(b[::4097]))'
+	want=$(python3 -c "$py")
+	out=$(env -u USWAP_PRELOAD "$D$P/bin/uswap" run --limit 8M --stats -- python3 -c "$py" 2>&1)
+	echo "$out" | grep -qx "$want" && echo "$out" | grep -q "uswap statistics" &&
+		ok "installed uswap run: $(echo "$out" | head -n 1), with the statistics" ||
+		fail "installed uswap run: $out"
+fi
 
 nice make -s uninstall DESTDIR="$D" PREFIX=$P >"$T/make.log" 2>&1 || { cat "$T/make.log"; fail "make uninstall"; }
 left=$(find "$D" ! -type d | sed "s|^$D||")
