@@ -13,17 +13,16 @@
  *     on S until it is done.  A loser does not read: it backs off until the
  *     pin is dropped or a tick passed (the 2024 follow-up's wait queue with
  *     its one-tick timeout), wakes its thread, and the thread faults again
- *     (the retry).  The commit checks
- *     pte_same: the entry is still SWAPPED(S).  That proves the page was
- *     not discarded and evicted again to S, because S cannot be freed (so
- *     not reused) while pinned.
+ *     (the retry).  The commit checks pte_same: the entry is still
+ *     SWAPPED(S).  That proves the page was not discarded and evicted again
+ *     to S, because S cannot be freed (so not reused) while pinned.
  *   C "cache": the entry stays SWAPPED(S); every swap-in first inserts
  *     S -> descriptor into an in-flight map (kernel 7.0: swap-in always
  *     through the swap cache).  A loser finds the descriptor and marks it;
  *     its thread stays asleep on the page (the folio lock) until the
- *     winner's COPY, WAKE or release wakes it.  The map entry
- *     holds a reference on S and is removed before that reference is
- *     dropped, so S is never free while it can be found (the ABA rule).
+ *     winner's COPY, WAKE or release wakes it.  The map entry holds a
+ *     reference on S and is removed before that reference is dropped, so S
+ *     is never free while it can be found (the ABA rule).
  *
  * Lock order: the pin words are bit locks taken only by try-lock; the map
  * lock nests inside the chunk PTL and is a leaf.
