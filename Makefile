@@ -120,7 +120,7 @@ SHIM       := build/release/libuswap-preload.so
 MANPAGES   := man/uswap.1 man/uswap.3 man/uswap.7
 .PHONY: install uninstall
 
-install: lib build/release/uswap $(if $(wildcard shim/*.c),$(SHIM))
+install: lib build/release/uswap $(SHIM)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/uswap $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 build/release/uswap $(DESTDIR)$(BINDIR)/uswap
@@ -128,8 +128,7 @@ install: lib build/release/uswap $(if $(wildcard shim/*.c),$(SHIM))
 	ln -sf libuswap.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libuswap.so.$(SOMAJOR)
 	ln -sf libuswap.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libuswap.so
 	install -m 644 build/release/libuswap.a $(DESTDIR)$(LIBDIR)/libuswap.a
-	@if [ -f $(SHIM) ]; then install -m 755 $(SHIM) $(DESTDIR)$(LIBDIR)/uswap/libuswap-preload.so; \
-	else echo "install: $(SHIM) not built yet: uswap run will not find the shim"; fi
+	install -m 755 $(SHIM) $(DESTDIR)$(LIBDIR)/uswap/libuswap-preload.so
 	install -m 644 include/uswap.h $(DESTDIR)$(INCLUDEDIR)/uswap.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' uswap.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/uswap.pc

@@ -1073,13 +1073,13 @@ static void stats_create(struct uswap *us)
 	f->pid = (int32_t)getpid();
 	f->start_ns = now_ns();
 	f->min_region = threshold;
-	/* argv from /proc, NULs to spaces */
+	/* argv from /proc, one line */
 	int cfd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
 	if (cfd >= 0) {
 		ssize_t n = read(cfd, f->cmdline, sizeof(f->cmdline) - 1);
 
 		for (ssize_t i = 0; i + 1 < n; i++)
-			if (!f->cmdline[i])
+			if ((unsigned char)f->cmdline[i] < ' ')	/* NULs, newlines */
 				f->cmdline[i] = ' ';
 		close(cfd);
 	}

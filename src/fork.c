@@ -137,7 +137,7 @@ int uswap_fork_child(struct uswap *us)
 		atomic_store(&r->inflight, 0);
 		if (!atomic_load(&r->used))
 			continue;
-		err = uffd_register(us->uffd, (void *)r->base, r->len, true);
+		err = region_register(us, r);	/* not its released ranges */
 		if (!err)
 			err = protect_clean(us, r);
 		if (err)

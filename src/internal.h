@@ -312,6 +312,7 @@ void region_put(struct region *r);
 void *region_map(struct uswap *us, size_t len);
 int region_unmap(struct uswap *us, void *addr, size_t len);
 void region_unmap_all(struct uswap *us);
+int region_register(struct uswap *us, struct region *r);
 void region_retire(struct uswap *us, struct region *r);
 void region_drain(struct region *r);
 void region_release_pages(struct uthread *t, struct region *r);

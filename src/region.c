@@ -250,6 +250,35 @@ void region_release_pages(struct uthread *t, struct region *r)
 }
 
 /*
+ * Register @r with the userfaultfd (a forked child's new one): its live
+ * pages, not the ranges released (manage.c), which may now hold another
+ * mapping of the application's that cannot be registered.
+ */
+int region_register(struct uswap *us, struct region *r)
+{
+	size_t i = 0;
+
+	if (!atomic_load(&r->released))
+		return uffd_register(us->uffd, (void *)r->base, r->len, true);
+	while (i < r->npages) {
+		size_t j = i;
+
+		while (j < r->npages && pte_state(atomic_load(region_pte(r, j))) != PTE_RELEASED)
+			j++;
+		if (j > i) {
+			int err = uffd_register(us->uffd, (void *)region_addr(r, i),
+						(j - i) << PAGE_SHIFT_, true);
+			if (err)
+				return err;
+		}
+		while (j < r->npages && pte_state(atomic_load(region_pte(r, j))) == PTE_RELEASED)
+			j++;
+		i = j;
+	}
+	return 0;
+}
+
+/*
  * Retire @r (map_lock held): from now on no new reference can be taken.
  * The memory and the entries stay.
  */

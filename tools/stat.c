@@ -58,7 +58,8 @@ static const char *fmt_bytes(char *buf, size_t len, uint64_t b)
 		snprintf(buf, len, "%.1f %s", v, unit[u]);
 	return buf;
 }
-#define B(x) fmt_bytes((char[32]){ 0 }, 32, (x))
+/* A buffer of the enclosing statement's own: several in one printf. */
+#define BYTES(x) fmt_bytes((char[32]){ 0 }, 32, (x))
 
 enum snap_err { SNAP_OK, SNAP_NONE, SNAP_GONE, SNAP_BAD };
 
@@ -189,15 +190,15 @@ static void print_one(FILE *f, const struct uswap_statsfile *c, const struct usw
 	print_uptime(f, c->start_ns, c->update_ns);
 	if (now_ns > c->update_ns && now_ns - c->update_ns > 5000000000ull)
 		fprintf(f, "   (not updated for %llu s)", (unsigned long long)((now_ns - c->update_ns) / 1000000000ull));
-	fprintf(f, "   regions %llu (of %s or more)\n", (unsigned long long)s->regions, B(c->min_region));
-	fprintf(f, "  limit        %12s\n", B(s->limit_bytes));
-	fprintf(f, "  resident     %12s   %5.1f%% of limit   peak %s (%.1f%%)\n", B(s->resident_bytes),
-		pct(s->resident_bytes, s->limit_bytes), B(s->resident_peak_bytes),
+	fprintf(f, "   regions %llu (of %s or more)\n", (unsigned long long)s->regions, BYTES(c->min_region));
+	fprintf(f, "  limit        %12s\n", BYTES(s->limit_bytes));
+	fprintf(f, "  resident     %12s   %5.1f%% of limit   peak %s (%.1f%%)\n", BYTES(s->resident_bytes),
+		pct(s->resident_bytes, s->limit_bytes), BYTES(s->resident_peak_bytes),
 		pct(s->resident_peak_bytes, s->limit_bytes));
-	fprintf(f, "  swapped      %12s   %llu pages\n", B(s->swapped_pages * USWAP_PAGE_SIZE),
+	fprintf(f, "  swapped      %12s   %llu pages\n", BYTES(s->swapped_pages * USWAP_PAGE_SIZE),
 		(unsigned long long)s->swapped_pages);
-	fprintf(f, "  pool         %12s   holds %s compressed to %s\n", B(s->pool_bytes),
-		B(s->stored_orig_bytes), B(s->stored_compr_bytes));
+	fprintf(f, "  pool         %12s   holds %s compressed to %s\n", BYTES(s->pool_bytes),
+		BYTES(s->stored_orig_bytes), BYTES(s->stored_compr_bytes));
 	fprintf(f, "  ratio        %11.2fx   memory efficiency %.2fx (stored / pool)\n",
 		s->compression_ratio, s->memory_efficiency);
 	fprintf(f, "  faults       %12llu", (unsigned long long)s->faults);
@@ -261,8 +262,8 @@ static int list_all(void)
 				printf("%8s %11s %11s %11s %11s %7s  %s\n", "PID", "LIMIT", "RESIDENT",
 				       "SWAPPED", "POOL", "RATIO", "COMMAND");
 			printf("%8d %11s %11s %11s %11s %6.2fx  %.60s\n", (int)sf.pid,
-			       B(sf.stats.limit_bytes), B(sf.stats.resident_bytes),
-			       B(sf.stats.swapped_pages * USWAP_PAGE_SIZE), B(sf.stats.pool_bytes),
+			       BYTES(sf.stats.limit_bytes), BYTES(sf.stats.resident_bytes),
+			       BYTES(sf.stats.swapped_pages * USWAP_PAGE_SIZE), BYTES(sf.stats.pool_bytes),
 			       sf.stats.compression_ratio, sf.cmdline);
 			break;
 		case SNAP_BAD:

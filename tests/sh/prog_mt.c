@@ -15,6 +15,7 @@
  *
  * Exit 0 if everything checked out; 1 with a message otherwise.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PAGE 4096UL
@@ -295,8 +298,98 @@ static int ops(void)
 	return failures ? 1 : 0;
 }
 
+/* ---- fork: a child sees the parent's managed memory as of the fork ---- */
+
+static int forked(void)
+{
+	const size_t len = 64 * MIB;
+	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *m = malloc(32 * MIB);
+	int status;
+
+	CHECK(p != MAP_FAILED && m, "mmap/malloc");
+	pattern(p, len, 11);
+	pattern(m, 32 * MIB, 12);
+	/* a released range and a range given to a mapping of the program's */
+	CHECK(munmap(p + 8 * MIB, 4 * MIB) == 0, "munmap");
+	CHECK(mmap(p + 16 * MIB, MIB, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+		   -1, 0) == p + 16 * MIB, "MAP_FIXED");
+	madvise(p, len, MADV_PAGEOUT);	/* most of it evicted at the fork */
+	pid_t pid = fork();
+	if (pid == 0) {
+		size_t bad = bad_pages(p, 8 * MIB, 11) + bad_pages(m, 32 * MIB, 12);
+
+		for (size_t o = 17 * MIB; o < len; o += PAGE)
+			bad += *(uint64_t *)(p + o) != mix(o + 11);
+		pattern(p, 8 * MIB, 13);	/* the child's own writes */
+		bad += bad_pages(p, 8 * MIB, 13);
+		free(m);
+		_exit(bad ? 1 : 0);
+	}
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork/wait");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child saw wrong data (status %#x)", status);
+	CHECK(bad_pages(p, 8 * MIB, 11) == 0, "the parent's data changed after the child wrote");
+	CHECK(bad_pages(m, 32 * MIB, 12) == 0, "the parent's malloc block changed");
+	free(m);
+	munmap(p, len);
+	printf("fork: %s\n", failures ? "FAILED" : "all checks passed");
+	return failures ? 1 : 0;
+}
+
+/* ---- small: a program that allocates nothing large ---- */
+
+static int small(void)
+{
+	struct timespec a, b;
+	unsigned long n = 20000000, sum = 0;
+	DIR *d;
+	int threads = 0;
+
+	static char *volatile ring[64];
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (unsigned long i = 0; i < n; i++) {
+		char *q = malloc(16 + i % 512);
+
+		q[0] = (char)i;
+		sum += (unsigned char)q[0];
+		free(ring[i % 64]);
+		ring[i % 64] = q;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	if ((d = opendir("/proc/self/task"))) {
+		for (struct dirent *e; (e = readdir(d));)
+			threads += e->d_name[0] != '.';
+		closedir(d);
+	}
+	printf("small: %.1f ns per malloc+free, %d thread(s), checksum %lu\n",
+	       ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n, threads, sum);
+	return 0;
+}
+
+/* A large allocation before main, from a constructor, with a check. */
+static unsigned char *ctor_block;
+
+__attribute__((constructor)) static void ctor(void)
+{
+	if (!getenv("PROG_MT_CTOR"))
+		return;
+	ctor_block = malloc(8 * MIB);
+	if (ctor_block)
+		pattern(ctor_block, 8 * MIB, 21);
+}
+
 int main(int argc, char **argv)
 {
+	if (ctor_block && bad_pages(ctor_block, 8 * MIB, 21)) {
+		fprintf(stderr, "FAIL: the block allocated in a constructor changed\n");
+		return 1;
+	}
+	if (argc == 2 && !strcmp(argv[1], "small"))
+		return small();
+	if (argc == 2 && !strcmp(argv[1], "fork"))
+		return forked();
 	if (argc == 5 && !strcmp(argv[1], "work"))
 		return work(strtoul(argv[2], NULL, 0), (unsigned)strtoul(argv[3], NULL, 0),
 			    (unsigned)strtoul(argv[4], NULL, 0));
