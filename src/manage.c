@@ -184,6 +184,9 @@ static int release_chunk_locked(struct uswap *us, struct region *r, size_t from,
 			break;
 		case PTE_SWAPPED:
 			drop[(*ndrop)++] = pte_payload(e);
+			/* A, C: a swap-in holding the slot keeps it (I9). */
+			if (us->si->busy && us->si->busy(us, pte_payload(e)))
+				STAT_INC(us, discard_during_swapin);
 			break;
 		case PTE_MARKER:
 			STAT_INC(us, discard_during_swapin);
