@@ -2,9 +2,14 @@
 #   make            library (static + shared), CLI-less demo and benchmarks
 #   make demo       build and run the demo (1 GiB under a 256 MiB limit)
 #   make test       install deps, build the test, ASan+UBSan and TSan variants,
-#                   run the suite under each; ends with "N passed, N failed"
+#                   run the suite under each (the race tests of the test
+#                   variant also under swap-in designs A and C: test-pin,
+#                   test-cache); ends with "N passed, N failed"
 #   make bench-core the core benchmark (1 GiB, 256 MiB limit)
 #   make bench      RAM vs kernel swap (zram) vs uswap, one table (BENCHMARKS.md)
+#   make bench-contention  the swap-in designs A, B, C under contention
+#                   (bench/bench_contention.c): table, results/contention-*.csv,
+#                   and results/contention-cdf.png if gnuplot is there
 
 CC      ?= cc
 CFLAGS_BASE := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
@@ -23,9 +28,9 @@ V_asan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=address,undefined \
 	-fno-omit-frame-pointer -fno-sanitize-recover=undefined
 V_tsan_CFLAGS    := -O1 -DUSWAP_TESTING -fsanitize=thread
 
-.PHONY: all lib demo bench-core bench bench-smoke test test-build deps clean check-deps fuzz verify
-all: lib build/release/demo build/release/bench_core build/release/uswap \
-	build/release/libuswap-preload.so build/release/uswap-bench
+.PHONY: all lib demo bench-core bench bench-smoke bench-contention test test-build deps clean check-deps fuzz verify
+all: lib build/release/demo build/release/bench_core build/release/bench-contention \
+	build/release/uswap build/release/libuswap-preload.so build/release/uswap-bench
 
 lib: build/release/libuswap.a build/release/libuswap.so.$(SOMAJOR)
 
@@ -62,6 +67,16 @@ build/release/bench_core: bench/bench_core.c demo/workload.h build/release/libus
 # The standard workload of `make bench` (bench/uswap_bench.c, BENCHMARKS.md).
 build/release/uswap-bench: bench/uswap_bench.c demo/workload.h src/statsfile.h include/uswap.h build/release/libuswap.a
 	$(CC) $(CFLAGS_BASE) -O2 -Idemo $< -o $@ build/release/libuswap.a $(LIBS) -lm
+
+build/release/bench-contention: bench/bench_contention.c build/release/libuswap.a
+	$(CC) $(CFLAGS_BASE) -O2 $< -o $@ build/release/libuswap.a $(LIBS)
+
+bench-contention: check-deps
+	$(MAKE) build/release/bench-contention
+	nice build/release/bench-contention --out results
+	@if command -v gnuplot >/dev/null; then \
+		gnuplot -e "dir='results'; threads='2 4 8'" bench/plot_contention.gp && \
+		echo "results/contention-cdf.png"; fi
 
 # The uswap command (tools/, uswap(1)), on the static library: it checks
 # options with the library's own parser before it execs the program.
@@ -169,7 +184,7 @@ test-build:
 
 test: check-deps
 	$(MAKE) test-build
-	scripts/run-tests.sh test asan tsan sh
+	scripts/run-tests.sh test test-pin test-cache asan tsan sh
 
 clean:
 	rm -rf build

@@ -242,7 +242,10 @@ static void quiesce(void)
 		for (unsigned p = 0; p < NP && !busy; p++) {
 			int s = uswap__pte_state(us, mem + (size_t)p * FZ_PAGE, NULL);
 
-			busy = s == USWAP_T_MARKER || s == USWAP_T_EVICTING;
+			/* in flight: MARKER (design B), a claimed SWAPPED
+			 * page (A, C: USWAP_SWAPIN), or EVICTING */
+			busy = s == USWAP_T_MARKER || s == USWAP_T_EVICTING ||
+			       uswap__swapin_inflight(us, mem + (size_t)p * FZ_PAGE);
 			present += s == USWAP_T_PRESENT;
 		}
 		/* an eviction that just finished has yet to unreserve */

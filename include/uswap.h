@@ -60,6 +60,14 @@ enum uswap_wait_mode {
 	USWAP_WAIT_SPIN = 1,	/* spin up to spin_us, then block */
 };
 
+/* How a swap-in keeps two faults (and a discard) from racing on one slot
+ * (DESIGN.md, "Swap-in designs A, B, C"). */
+enum uswap_swapin {
+	USWAP_SWAPIN_MARKER = 0,	/* B: a marker in the entry names the reader */
+	USWAP_SWAPIN_PIN = 1,		/* A: a pin on the slot; losers wait, retry */
+	USWAP_SWAPIN_CACHE = 2,		/* C: an in-flight slot -> reader map */
+};
+
 /*
  * Engine configuration.  uswap_config_init() fills it with defaults taken
  * from the USWAP_* environment variables (sizes take K, M, G suffixes):
@@ -80,6 +88,10 @@ enum uswap_wait_mode {
  *   USWAP_USER_MODE_ONLY 0 or 1: if kernel-mode faults may not be handled,
  *                        settle for user-mode ones; system calls on
  *                        evicted memory then fail with EFAULT (default 0)
+ *   USWAP_SWAPIN         swap-in synchronization: "marker" (design B),
+ *                        "pin" (A: slot pin + retry, kernel 6.8) or
+ *                        "cache" (C: in-flight slot map, kernel 7.0)
+ *                                                           (default marker)
  */
 struct uswap_config {
 	size_t limit;			/* bytes of managed memory kept resident */
@@ -95,6 +107,7 @@ struct uswap_config {
 	enum uswap_wait_mode wait_mode;
 	unsigned spin_us;
 	int verbose;
+	enum uswap_swapin swapin;	/* swap-in design (default marker) */
 };
 
 /*
@@ -211,6 +224,9 @@ struct uswap_stats {
 	uint64_t evictor_runs;
 	uint64_t zero_pages_stored;	/* zero/same-filled: no pool space */
 	uint64_t raw_pages_stored;	/* incompressible: stored as is */
+	/* slow paths of the swap-in designs (faults_marker is design B's) */
+	uint64_t swapin_pin_retries;	/* A: fault found the slot pinned, waited, retried */
+	uint64_t swapin_cache_waits;	/* C: fault found the slot in flight, waited */
 };
 
 USWAP_API int uswap_stats(struct uswap *us, struct uswap_stats *st);

@@ -4,15 +4,28 @@
 # A skipped test (exit 77) counts as neither.  The pseudo-variant "sh" runs
 # the script tests tests/sh/test_*.sh (whole programs under the release
 # build: the shim, the CLI, real programs such as redis-server and python3).
+# The pseudo-variants "test-pin" and "test-cache" run the race tests and the
+# stress test of the test build again under swap-in designs A and C
+# (USWAP_SWAPIN=pin, cache; the stress test with USWAP_STRESS_ROUNDS=50),
+# and test-cache test_interleave too.
 pass=0; fail=0; skip=0; failed=""
 DEFAULT_TIMEOUT=${USWAP_TEST_TIMEOUT:-300}
 for v in "$@"; do
-	if [ "$v" = sh ]; then list=$(ls tests/sh/test_*.sh 2>/dev/null); mkdir -p build/sh
-	else list=$(ls build/$v/tests/test_* 2>/dev/null | grep -v '\.log$'); fi
+	design=
+	case $v in
+	sh) list=$(ls tests/sh/test_*.sh 2>/dev/null); mkdir -p build/sh ;;
+	test-pin|test-cache) design=${v#test-}
+		list=$(ls build/test/tests/test_race* build/test/tests/test_stress_swapin_race 2>/dev/null | grep -v '\.log$')
+		# A's loser refaults on a timer: test_interleave's step bound
+		# catches that retry loop by design (DESIGN.md §13).
+		[ "$design" = cache ] && list="$list build/test/tests/test_interleave" ;;
+	*) list=$(ls build/$v/tests/test_* 2>/dev/null | grep -v '\.log$') ;;
+	esac
 	for t in $list; do
 		[ -x "$t" ] || continue
 		name="$v/$(basename "$t")"
 		if [ "$v" = sh ]; then log="build/sh/$(basename "$t").log"
+		elif [ -n "$design" ]; then log="build/test/tests/$(basename "$t").$design.log"
 		else log="build/$v/tests/$(basename "$t").log"; fi
 		start=$(date +%s.%N)
 		# A script test may ask for a longer budget: "# timeout: SECS".
@@ -24,6 +37,7 @@ for v in "$@"; do
 		case $v in
 		asan) env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1 ;;
 		tsan) env TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 USWAP_TEST_SCALE=4 timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1 ;;
+		test-pin|test-cache) env USWAP_SWAPIN="$design" USWAP_STRESS_ROUNDS=50 timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1 ;;
 		*) timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1 ;;
 		esac
 		rc=$?

@@ -282,7 +282,7 @@ static struct uswap *_Atomic g_us;
 static struct uswap_config cfg;
 static bool config_read;
 
-static void stats_start(struct uswap *us);
+static void stats_start(struct uswap *us, bool lazy);
 
 /* USWAP_MIN_REGION and the engine's USWAP_* variables.  A bad value: one
  * message, and the program runs unmanaged (the CLI checks values before
@@ -325,7 +325,7 @@ static struct uswap *engine_open(void)
 		return NULL;
 	}
 	atomic_store_explicit(&g_us, us, memory_order_release);
-	stats_start(us);
+	stats_start(us, false);
 	return us;
 }
 
@@ -1073,13 +1073,13 @@ static void stats_create(struct uswap *us)
 	f->pid = (int32_t)getpid();
 	f->start_ns = now_ns();
 	f->min_region = threshold;
-	/* argv from /proc, NULs to spaces */
+	/* argv from /proc, one line */
 	int cfd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
 	if (cfd >= 0) {
 		ssize_t n = read(cfd, f->cmdline, sizeof(f->cmdline) - 1);
 
 		for (ssize_t i = 0; i + 1 < n; i++)
-			if (!f->cmdline[i])
+			if ((unsigned char)f->cmdline[i] < ' ')	/* NULs, newlines */
 				f->cmdline[i] = ' ';
 		close(cfd);
 	}
@@ -1097,18 +1097,27 @@ static void *stats_main(void *arg)
 	for (;;) {
 		nanosleep(&tick, NULL);
 		struct uswap *us = atomic_load(&g_us);
+		if (!sf && us && arg)
+			stats_create(us);	/* a forked child's, one tick late */
 		if (sf && sf_pid == me && us)
 			stats_publish(us);
 	}
 	return arg;
 }
 
-static void stats_start(struct uswap *us)
+/*
+ * Publish the statistics.  A forked child (@lazy) creates its file on the
+ * thread's first tick, not at once: a child that execs first (fork + exec,
+ * the common case) runs no exit handler, and would leave a file behind.
+ */
+static void stats_start(struct uswap *us, bool lazy)
 {
 	pthread_t th;
 
-	stats_create(us);
-	if (sf && uswap__thread_create(&th, NULL, stats_main, NULL) == 0) {
+	if (!lazy)
+		stats_create(us);
+	if ((sf || lazy) &&
+	    uswap__thread_create(&th, NULL, stats_main, lazy ? (void *)1 : NULL) == 0) {
 		pthread_setname_np(th, "uswap-stats");
 		pthread_detach(th);
 	}
@@ -1165,19 +1174,24 @@ EXPORT void _Exit(int status) __attribute__((alias("_exit")));
 
 /* ---- fork: the engine's handlers around our own lock ---- */
 
+/* The engine prepare stopped: parent and child use that one, even if
+ * another thread opened the engine in between (orphan_lock orders the
+ * handlers). */
+static struct uswap *fork_us;
+
 static void fork_prepare(void)
 {
-	struct uswap *us = atomic_load(&g_us);
-
 	pthread_mutex_lock(&orphan_lock);
-	if (us && uswap_fork_prepare)
-		uswap_fork_prepare(us);
+	fork_us = atomic_load(&g_us);
+	if (fork_us && uswap_fork_prepare)
+		uswap_fork_prepare(fork_us);
 }
 
 static void fork_parent(void)
 {
-	struct uswap *us = atomic_load(&g_us);
+	struct uswap *us = fork_us;
 
+	fork_us = NULL;
 	if (us && uswap_fork_parent)
 		uswap_fork_parent(us);
 	pthread_mutex_unlock(&orphan_lock);
@@ -1185,23 +1199,30 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-	struct uswap *us = atomic_load(&g_us);
+	struct uswap *us = fork_us;
 
+	fork_us = NULL;
 	pthread_mutex_init(&orphan_lock, NULL);
 	if (!us)
 		return;
 	if (uswap_fork_child) {
 		int err = uswap_fork_child(us);
 
-		if (err)
-			uswap__warn("uswap: the child %d cannot keep managed memory (%s)",
+		if (err) {
+			/* Its evicted pages would read as zeros: never let the
+			 * child run on wrong memory.  No exit handlers: they
+			 * could touch that memory. */
+			uswap__warn("uswap: the child %d of a managed process cannot keep "
+				    "its managed memory (%s): it exits with status 70",
 				    (int)getpid(), strerror(-err));
+			syscall(SYS_exit_group, 70);
+		}
 	}
 	/* The child's own statistics: the parent's file stays the parent's. */
 	if (sf)
 		uswap__raw_munmap(sf, sizeof(*sf));
 	sf = NULL;
-	stats_start(us);
+	stats_start(us, true);
 }
 
 __attribute__((constructor(101))) static void shim_init(void)

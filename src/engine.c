@@ -115,11 +115,12 @@ static void print_config(const struct uswap_config *c)
 {
 	uswap__warn("uswap %s: limit=%zuK backend=%s compressor=%s lz4_accel=%d "
 		    "zstd_level=%d threads=%u pool_cap=%zuK readahead=%u "
-		    "wmarks=%u/%u%% wait=%s spin_us=%u",
+		    "wmarks=%u/%u%% wait=%s spin_us=%u swapin=%s",
 		    USWAP_VERSION_STRING, c->limit >> 10, c->backend, c->compressor,
 		    c->lz4_accel, c->zstd_level, c->threads, c->pool_cap >> 10,
 		    c->readahead_max, c->low_wmark_pct, c->high_wmark_pct,
-		    c->wait_mode == USWAP_WAIT_SPIN ? "spin" : "block", c->spin_us);
+		    c->wait_mode == USWAP_WAIT_SPIN ? "spin" : "block", c->spin_us,
+		    swapin_name(c->swapin));
 }
 
 static void engine_free(struct uswap *us)
@@ -130,6 +131,7 @@ static void engine_free(struct uswap *us)
 		free(us->ctx);
 	}
 	region_dir_fini(us);
+	swapin_fini(us);
 	if (us->backend && us->own_backend)
 		us->backend->ops->destroy(us->backend);
 	if (us->stopfd >= 0)
@@ -223,6 +225,8 @@ struct uswap *uswap__open_backend(const struct uswap_config *cfg,
 		goto fail;
 	}
 	if ((err = region_dir_init(us)))
+		goto fail;
+	if ((err = swapin_init(us)))
 		goto fail;
 	us->nctx = cfg->threads + 1 + API_CTXS;
 	us->ctx = calloc(us->nctx, sizeof(*us->ctx));
@@ -348,7 +352,10 @@ static unsigned discard_chunk_locked(struct uswap *us, struct region *r,
 				drop[ndrop++] = pte_payload(e);
 			break;
 		case PTE_SWAPPED:
+			/* A, C: a swap-in holding the slot keeps it (I9). */
 			drop[ndrop++] = pte_payload(e);
+			if (us->si->busy && us->si->busy(us, pte_payload(e)))
+				STAT_INC(us, discard_during_swapin);
 			break;
 		case PTE_MARKER:
 			STAT_INC(us, discard_during_swapin);
@@ -369,12 +376,21 @@ static unsigned discard_chunk_locked(struct uswap *us, struct region *r,
 int uswap_discard(struct uswap *us, void *addr, size_t len)
 {
 	size_t first, last;
-	struct region *r = range_get(us, addr, len, &first, &last);
+	struct uthread *t;
+	struct region *r;
 	uint32_t drop[CHUNK_PAGES];
 
-	if (!r)
+	if (!us)
 		return -EINVAL;
-	struct uthread *t = api_ctx_get(us);
+	/* Look the range up inside the gate: a region unmanaged while this
+	 * call waited at the gate is gone, not a stale reference to evict or
+	 * discard through (uswap__unmanage). */
+	t = api_ctx_get(us);
+	r = range_get(us, addr, len, &first, &last);
+	if (!r) {
+		api_ctx_put(t);
+		return -EINVAL;
+	}
 	for (size_t i = first; i < last;) {
 		size_t end = ((i >> CHUNK_SHIFT) + 1) << CHUNK_SHIFT;
 
@@ -388,35 +404,53 @@ int uswap_discard(struct uswap *us, void *addr, size_t len)
 			slot_put(t, drop[k]);
 		i = end;
 	}
-	api_ctx_put(t);
 	region_put(r);
+	api_ctx_put(t);
 	return 0;
 }
 
 long uswap_pageout(struct uswap *us, void *addr, size_t len)
 {
 	size_t first, last;
-	struct region *r = range_get(us, addr, len, &first, &last);
+	struct uthread *t;
+	struct region *r;
 
-	if (!r)
+	if (!us)
 		return -EINVAL;
-	struct uthread *t = api_ctx_get(us);
+	/* Look the range up inside the gate: a region unmanaged while this
+	 * call waited at the gate is gone, not a stale reference to evict or
+	 * discard through (uswap__unmanage). */
+	t = api_ctx_get(us);
+	r = range_get(us, addr, len, &first, &last);
+	if (!r) {
+		api_ctx_put(t);
+		return -EINVAL;
+	}
 	long n = evict_range(t, r, first, last, true);
-	api_ctx_put(t);
 	region_put(r);
+	api_ctx_put(t);
 	return n;
 }
 
 long uswap_prefetch(struct uswap *us, void *addr, size_t len)
 {
 	size_t first, last;
-	struct region *r = range_get(us, addr, len, &first, &last);
+	struct uthread *t;
+	struct region *r;
 	long total = 0;
 	bool failed = false;
 
-	if (!r)
+	if (!us)
 		return -EINVAL;
-	struct uthread *t = api_ctx_get(us);
+	/* Look the range up inside the gate: a region unmanaged while this
+	 * call waited at the gate is gone, not a stale reference to evict or
+	 * discard through (uswap__unmanage). */
+	t = api_ctx_get(us);
+	r = range_get(us, addr, len, &first, &last);
+	if (!r) {
+		api_ctx_put(t);
+		return -EINVAL;
+	}
 	for (size_t i = first; i < last; i++) {
 		pte_t e = atomic_load_explicit(region_pte(r, i), memory_order_acquire);
 		size_t ra = last - i - 1;
@@ -429,14 +463,16 @@ long uswap_prefetch(struct uswap *us, void *addr, size_t len)
 		if (atomic_load(&us->resident) + ra + 1 > atomic_load(&us->limit_pages))
 			break;
 		long n = swapin_range(t, r, i, ra, false, true);
+		if (n == -EAGAIN)
+			continue;	/* A, C: another swap-in is reading it */
 		if (n < 0)
 			failed = true;
 		else
 			total += n;
 	}
 	STAT_ADD(us, prefetch_pages, (uint64_t)total);
-	api_ctx_put(t);
 	region_put(r);
+	api_ctx_put(t);
 	return failed ? -EIO : total;
 }
 
@@ -525,6 +561,8 @@ int uswap_stats(struct uswap *us, struct uswap_stats *s)
 	s->direct_reclaims = LOAD(direct_reclaims);
 	s->over_limit = LOAD(over_limit);
 	s->evictor_runs = LOAD(evictor_runs);
+	s->swapin_pin_retries = LOAD(swapin_pin_retries);
+	s->swapin_cache_waits = LOAD(swapin_cache_waits);
 	return 0;
 }
 
@@ -559,7 +597,9 @@ void uswap_stats_print(const struct uswap_stats *s, void *out)
 	ROW(retries, eexist);
 	ROW(store_failures, load_failures);
 	ROW(evict_busy, direct_reclaims);
-	fprintf(f, "  %-16s %10llu\n", "evictor_runs", (unsigned long long)s->evictor_runs);
+	ROW(evictor_runs, swapin_pin_retries);
+	fprintf(f, "  %-16s %10llu\n", "swapin_cache_waits",
+		(unsigned long long)s->swapin_cache_waits);
 #undef ROW
 }
 
@@ -581,6 +621,21 @@ int uswap__pte_state(struct uswap *us, void *addr, uint32_t *payload)
 	if (payload)
 		*payload = pte_payload(e);
 	return (int)pte_state(e);
+}
+
+int uswap__swapin_design(struct uswap *us)
+{
+	return (int)us->cfg.swapin;
+}
+
+bool uswap__swapin_inflight(struct uswap *us, void *addr)
+{
+	uint32_t slot;
+	int st = uswap__pte_state(us, addr, &slot);
+
+	if (st == PTE_MARKER)
+		return true;
+	return st == PTE_SWAPPED && us->si->busy && us->si->busy(us, slot);
 }
 
 /*
@@ -653,6 +708,8 @@ static int validate_once(struct uswap *us, char *msg, size_t len)
 		}
 		region_put(r);
 	}
+	if (us->si->quiescent && us->si->quiescent(us, msg, len))
+		return -1;
 	if (present != atomic_load(&us->resident)) {
 		snprintf(msg, len, "resident %llu != present pages %llu",
 			 (unsigned long long)atomic_load(&us->resident), (unsigned long long)present);

@@ -1,21 +1,30 @@
 /*
- * fault.c - the fault path: handler threads, zero-fill, swap-in with the
- * "swap-in in progress" marker (design B of swap-protocol.md), readahead,
- * and the write-protect fault that drops a kept swap copy (seed 003).
+ * fault.c - the fault path: handler threads, zero-fill, swap-in,
+ * readahead, and the write-protect fault that drops a kept swap copy
+ * (seed 003).
  *
- * Swap-in (do_swap_page) in three steps, as proposed in seed 001/002:
- *   1. under the chunk PTL, if the entry is still SWAPPED(slot), replace it
- *      with MARKER(descriptor); the descriptor now owns the slot (I3);
+ * Swap-in (do_swap_page) in four steps; only the claim and the release
+ * differ between the designs of swap-protocol.md (swapin.c, us->si):
+ *   1. claim: under the chunk PTL, if the entry is still SWAPPED(slot),
+ *      make the descriptor the slot's only reader (I3): B replaces the
+ *      entry with MARKER(descriptor); A pins the slot, C puts it in the
+ *      in-flight map, and both leave the entry SWAPPED(slot);
  *   2. read the slot into the descriptor's page, with no lock held; the
- *      backend is synchronous and the slot cannot be freed under us,
- *      because a discard only clears the marker (I9);
- *   3. under the PTL, if the marker is still ours, UFFDIO_COPY the page in
- *      and make the entry PRESENT.  Otherwise back out: free the slot and
- *      wake the faulting threads (I11).  The marker names a descriptor that
- *      only we own, so "still ours" cannot be fooled by slot reuse (I4).
- * Another fault on the same page finds the marker and does nothing: the
- * kernel already has that thread asleep on the page, and our UFFDIO_COPY
- * or UFFDIO_WAKE of step 3 wakes it.  One read per swap-in, always.
+ *      backend is synchronous and the slot cannot be freed under us: a
+ *      discard only clears the marker (B) or drops the entry's reference
+ *      while the claim holds one of its own (A, C) (I9);
+ *   3. commit: under the PTL, if the entry is still exactly what the claim
+ *      left (pte_same: MARKER(descriptor), or SWAPPED(slot) of a slot that
+ *      cannot have been reused while claimed: I4), UFFDIO_COPY the page in
+ *      and make the entry PRESENT.  Otherwise back out: drop the
+ *      reservation and wake the faulting threads (I11);
+ *   4. release the claim (frees the slot if nobody else names it).
+ * A second fault on the same page does not read.  In B it finds the marker
+ * and does nothing: the kernel already has that thread asleep on the page,
+ * and our UFFDIO_COPY or UFFDIO_WAKE of step 3 wakes it.  In A and C its
+ * claim fails (swapin_lost): in A its handler backs off and wakes the
+ * thread, which faults again; in C the thread sleeps until our COPY, WAKE
+ * or release.  One read per swap-in, always.
  */
 #include <errno.h>
 #include <poll.h>
@@ -26,7 +35,7 @@
 #include "internal.h"
 #include "uffd_compat.h"
 
-enum fault_res { FAULT_DONE, FAULT_RETRY, FAULT_WAIT };
+enum fault_res { FAULT_DONE, FAULT_RETRY, FAULT_WAIT, FAULT_LOST };
 
 static inline uint32_t inflight_id(const struct uthread *t, unsigned k)
 {
@@ -87,27 +96,35 @@ static void ra_done(struct region *r, size_t idx, unsigned n)
 	atomic_store_explicit(&r->ra_lastwin, n, memory_order_relaxed);
 }
 
-/* Step 1, under the PTL: claim @idx with marker @k if it is SWAPPED. */
-static bool marker_install(struct uthread *t, struct region *r, size_t idx,
-			   unsigned k, unsigned *age)
+enum claim_res { CLAIM_NONE, CLAIM_OK, CLAIM_BUSY };
+
+/* Step 1, under the PTL: claim @idx for descriptor @k if it is SWAPPED. */
+static enum claim_res swapin_claim(struct uthread *t, struct region *r, size_t idx,
+				   unsigned k, unsigned *age)
 {
 	pte_t e = atomic_load_explicit(region_pte(r, idx), memory_order_acquire);
 	struct inflight *d = &t->inflight[k];
 
 	if (pte_state(e) != PTE_SWAPPED)
-		return false;
+		return CLAIM_NONE;
 	d->slot = pte_payload(e);
 	d->idx = (uint32_t)idx;
+	d->swapped = e & ~PTE_WAITERS;
+	d->r = r;
 	*age = refault_age(t->us, e);
-	pte_set(r, idx, e, pte_make(PTE_MARKER, inflight_id(t, k), 0));
-	return true;
+	if (t->us->si->claim(t, r, idx, d, inflight_id(t, k)) != SI_OK)
+		return CLAIM_BUSY;
+	return CLAIM_OK;
 }
 
-static inline bool marker_is(struct region *r, size_t idx, uint32_t id)
+/* Step 3's check, PTL held: is the entry still what our claim left?  In B
+ * the marker names our descriptor; in A and C the slot cannot have been
+ * freed and reused since the claim, so SWAPPED(slot) is still our page. */
+static inline bool swapin_mine(struct region *r, size_t idx, const struct inflight *d)
 {
 	pte_t e = atomic_load_explicit(region_pte(r, idx), memory_order_acquire);
 
-	return pte_state(e) == PTE_MARKER && pte_payload(e) == id;
+	return (e & ~PTE_WAITERS) == d->claimed;
 }
 
 /*
@@ -142,21 +159,22 @@ static uint32_t install_locked(struct uthread *t, struct region *r, size_t idx,
 	}
 	/* The mapping is changing (e.g. munmap outside uswap): leave the page
 	 * swapped and let the faulting thread try again. */
-	pte_set(r, idx, cur, pte_make(PTE_SWAPPED, d->slot, 0));
+	pte_set(r, idx, cur, d->swapped);
 	unreserve_pages(us, 1);
 	uffd_wake(us->uffd, addr, PAGE_SIZE_);
 	return UINT32_MAX;
 }
 
-/* Step 3 when the marker is gone: a discard cleared it (I9).  The slot is
- * ours to free, the reservation ours to drop, the sleepers ours to wake. */
+/* Step 3 when the entry is no longer what the claim left: a discard
+ * changed it (I9).  The reservation is ours to drop, the sleepers ours to
+ * wake, and the release frees what the claim held. */
 static void back_out(struct uthread *t, struct region *r, size_t idx, unsigned k)
 {
 	struct uswap *us = t->us;
 
-	slot_put(t, t->inflight[k].slot);
 	unreserve_pages(us, 1);
 	uffd_wake(us->uffd, region_addr(r, idx), PAGE_SIZE_);
+	us->si->release(t, &t->inflight[k], true);
 }
 
 /* Commit page @k (at @idx).  Returns true if the page was mapped. */
@@ -168,15 +186,18 @@ static bool commit_page(struct uthread *t, struct region *r, size_t idx,
 	bool mine;
 
 	pthread_mutex_lock(ptl);
-	mine = marker_is(r, idx, inflight_id(t, k));
+	mine = swapin_mine(r, idx, &t->inflight[k]);
 	if (mine)
 		drop = install_locked(t, r, idx, k, dirty, age);
 	pthread_mutex_unlock(ptl);
-	if (!mine)
+	if (!mine) {
 		back_out(t, r, idx, k);
+		return false;
+	}
 	if (drop != UINT32_MAX)
 		slot_put(t, drop);
-	return mine;
+	t->us->si->release(t, &t->inflight[k], false);
+	return true;
 }
 
 /*
@@ -199,7 +220,7 @@ static void commit_run(struct uthread *t, struct region *r, size_t idx0,
 		pthread_mutex_lock(ptl);
 		bool intact = true;
 		for (unsigned i = 0; i < m && intact; i++)
-			intact = marker_is(r, idx0 + i, inflight_id(t, k0 + i));
+			intact = swapin_mine(r, idx0 + i, &t->inflight[k0 + i]);
 		if (intact && m > 1) {
 			long ret = uffd_copy(us->uffd, region_addr(r, idx0),
 					     t->inflight[k0].buf,
@@ -214,6 +235,8 @@ static void commit_run(struct uthread *t, struct region *r, size_t idx0,
 			}
 		}
 		pthread_mutex_unlock(ptl);
+		for (unsigned i = 0; i < done; i++)
+			us->si->release(t, &t->inflight[k0 + i], false);
 		for (unsigned i = done; i < m; i++)
 			commit_page(t, r, idx0 + i, k0 + i, false, 0);
 		idx0 += m;
@@ -237,7 +260,7 @@ static void read_failed(struct uthread *t, struct region *r, size_t idx,
 	uint32_t slot = t->inflight[k].slot;
 
 	pthread_mutex_lock(ptl);
-	if (!marker_is(r, idx, inflight_id(t, k))) {
+	if (!swapin_mine(r, idx, &t->inflight[k])) {
 		pthread_mutex_unlock(ptl);
 		back_out(t, r, idx, k);
 		return;
@@ -248,16 +271,18 @@ static void read_failed(struct uthread *t, struct region *r, size_t idx,
 		uffd_poison(us->uffd, addr, PAGE_SIZE_);	/* wakes: SIGBUS */
 		pte_set(r, idx, cur, pte_make(PTE_POISON, 0, 0));
 	} else {
-		pte_set(r, idx, cur, pte_make(PTE_SWAPPED, slot, 0));
+		pte_set(r, idx, cur, t->inflight[k].swapped);
 		slot = UINT32_MAX;
-		/* A thread that faulted here found our marker and sleeps
-		 * until we act: wake it, it faults again and decides. */
+		/* A thread that faulted here found our marker (or lost its
+		 * claim) and sleeps until we act: wake it, it faults again
+		 * and decides. */
 		uffd_wake(us->uffd, addr, PAGE_SIZE_);
 	}
 	pthread_mutex_unlock(ptl);
 	unreserve_pages(us, 1);
 	if (slot != UINT32_MAX)
 		slot_put(t, slot);	/* its data is unreadable: let it go */
+	us->si->release(t, &t->inflight[k], false);
 }
 
 /*
@@ -265,7 +290,8 @@ static void read_failed(struct uthread *t, struct region *r, size_t idx,
  * @write: the first page is for a write fault (mapped dirty, copy dropped).
  * @is_fault: a thread waits on the first page (a failed read poisons it).
  * Returns the pages mapped, 0 if @idx was no longer SWAPPED (the caller
- * re-reads it), or -EIO if the first page could not be read.
+ * re-reads it), -EAGAIN if another swap-in holds @idx's slot (A, C: see
+ * swapin_lost), or -EIO if the first page could not be read.
  */
 long swapin_range(struct uthread *t, struct region *r, size_t idx, size_t ra_,
 		  bool write, bool is_fault)
@@ -275,6 +301,7 @@ long swapin_range(struct uthread *t, struct region *r, size_t idx, size_t ra_,
 	unsigned n = 0, mapped = 0, ages[RA_MAX_LIMIT + 1];
 	size_t end = idx + 1 + ra;
 	pthread_mutex_t *held = NULL;
+	enum claim_res c = CLAIM_NONE;
 	long ret;
 
 	if (end > r->npages)
@@ -291,7 +318,7 @@ long swapin_range(struct uthread *t, struct region *r, size_t idx, size_t ra_,
 			pthread_mutex_lock(ptl);
 			held = ptl;
 		}
-		if (!marker_install(t, r, i, n, &ages[n]))
+		if ((c = swapin_claim(t, r, i, n, &ages[n])) != CLAIM_OK)
 			break;
 		n++;
 	}
@@ -299,7 +326,7 @@ long swapin_range(struct uthread *t, struct region *r, size_t idx, size_t ra_,
 		pthread_mutex_unlock(held);
 	unreserve_pages(us, end - idx - n);
 	if (n == 0)
-		return 0;
+		return c == CLAIM_BUSY ? -EAGAIN : 0;
 	HOOK("swapin_marker", us, region_addr(r, idx));
 
 	/* Step 2 and 3 for the faulting page first: its thread is waiting. */
@@ -499,6 +526,12 @@ static enum fault_res fault_missing(struct uthread *t, struct region *r,
 
 		if (n == 0)
 			return FAULT_RETRY;
+		if (n == -EAGAIN) {
+			/* A, C: another swap-in holds the slot (the loser). */
+			swapin_count_lost(us);
+			HOOK("fault_marker", us, region_addr(r, idx));
+			return FAULT_LOST;
+		}
 		STAT_ADD(us, readahead_hits, hits);
 		ra_done(r, idx, n > 1 ? (unsigned)n - 1 : 0);
 		STAT_INC(us, faults_swapin);
@@ -553,6 +586,11 @@ void handle_fault(struct uthread *t, uintptr_t addr, uint64_t flags)
 		if (res == FAULT_WAIT) {
 			pte_wait(us, r, idx, seen);	/* drops r */
 			continue;
+		}
+		if (res == FAULT_LOST) {
+			region_put(r);
+			swapin_lost(t, addr);
+			return;
 		}
 		region_put(r);
 		if (res == FAULT_DONE)

@@ -112,6 +112,9 @@ int uswap_fork_child(struct uswap *us)
 	fork_gate_init(us);
 	for (unsigned i = 0; i < us->nctx; i++)
 		pthread_mutex_init(&us->ctx[i].lock, NULL);
+	/* Swap-in design C's map lock; no claim of A or C is in flight
+	 * either (the gate), so the pins are clear and the map empty. */
+	pthread_mutex_init(&us->sic_lock, NULL);
 
 	close(us->uffd);
 	close(us->stopfd);

@@ -8,6 +8,7 @@
  *     uthread ctx mutex (API callers borrowing a pager context)
  *       us->hand_lock (claims a window of pages for the clock hand; leaf)
  *       region chunk PTL (r->ptl[chunk]: one 512-page chunk; never two)
+ *         us->sic_lock (design C's in-flight map; leaf, also taken alone)
  *         backend-internal locks (slot free list, pool class locks; leaves)
  *
  * A region inflight reference (region_get/region_put) is not a lock but
@@ -94,6 +95,8 @@ enum pte_state {
 
 typedef uint64_t pte_t;
 
+struct swapin_ops;
+
 static inline unsigned pte_state(pte_t e) { return (unsigned)(e & PTE_STATE_MASK); }
 static inline uint32_t pte_payload(pte_t e) { return (uint32_t)(e >> 32); }
 static inline unsigned pte_age(pte_t e) { return (unsigned)((e & PTE_AGE_MASK) >> PTE_AGE_SHIFT); }
@@ -115,14 +118,23 @@ static inline pte_t pte_with_age(pte_t e, unsigned age)
 }
 
 /*
- * An in-flight swap-in: the "locked page" of design B.  The marker in the
- * entry names it.  Owned by exactly one pager context; only its owner
- * reads or writes it (the marker is how others learn it exists).
+ * An in-flight swap-in: the "locked page".  Owned by exactly one pager
+ * context; only its owner reads or writes its fields, except that in
+ * design C others find it in the in-flight map and set @waiters.
  */
 struct inflight {
 	uint32_t slot;		/* owner only */
 	uint32_t idx;		/* page index in the region; owner only */
+	pte_t swapped;		/* the SWAPPED entry the claim found; owner only */
+	pte_t claimed;		/* the entry the claim left: MARKER(id) in B,
+				 * SWAPPED(slot) in A and C; owner only */
+	struct region *r;	/* the page's region (the owner holds a ref) */
 	void *buf;		/* a page of the owner's buffer array */
+	/* design C: hash chain and waiters flag, under us->sic_lock: a fault
+	 * that found this swap-in sets @waiters, and the release wakes the
+	 * page for it */
+	struct inflight *hnext;
+	bool waiters;
 };
 
 /*
@@ -142,6 +154,10 @@ struct uthread {
 	uint32_t evict_idx[EVICT_BATCH];	/* eviction batch scratch */
 	pte_t evict_old[EVICT_BATCH];
 	bool store_failed;		/* the last eviction could not store */
+	/* a swap-in claim lost in design A: the pin word to wait on and its
+	 * value, set by the claim under the PTL */
+	_Atomic uint32_t *si_word;
+	uint32_t si_val;
 };
 
 /*
@@ -180,7 +196,8 @@ struct ustats {
 		readahead_hits, prefetch_pages, discards, discard_during_swapin,
 		discard_during_evict, retries, eexist, store_failures,
 		load_failures, evict_busy, direct_reclaims, evictor_runs,
-		over_limit, zero_fill_ahead;
+		over_limit, zero_fill_ahead, swapin_pin_retries,
+		swapin_cache_waits;
 };
 
 #define STAT_INC(us, f) atomic_fetch_add_explicit(&(us)->st.f, 1, memory_order_relaxed)
@@ -225,6 +242,12 @@ struct uswap {
 	_Atomic uint32_t api_next;	/* round-robin pick of API contexts */
 	pthread_t evictor;
 
+	/* swap-in design (swapin.c): its hooks, and its state */
+	const struct swapin_ops *si;
+	_Atomic uint32_t *pins;		/* A: SI_PIN_STRIPES pin words */
+	struct inflight **sic_hash;	/* C: SI_HASH buckets (sic_lock) */
+	pthread_mutex_t sic_lock;	/* C: the in-flight map; a leaf */
+
 	_Atomic uint32_t warned_store;	/* pool-full message printed once */
 
 	/* fork gate (fork.c): every operation that changes entries, the
@@ -236,6 +259,50 @@ struct uswap {
 	const unsigned char *zero_page;	/* RA_MAX_LIMIT + 1 zero pages */
 };
 
+/*
+ * swapin.c: the one part of swap-in where designs A, B and C differ
+ * (DESIGN.md, "Swap-in designs A, B, C").  swapin_range() (fault.c) claims
+ * each page, reads it with no lock held, commits under the PTL if the entry
+ * is still exactly what the claim left (d->claimed: pte_same), and releases
+ * the claim; discard and eviction need no hook (see claim below).
+ *
+ *   claim    PTL held, entry SWAPPED(S) (d->slot, d->swapped set): make this
+ *            context the only reader of S for the page.  B: entry ->
+ *            MARKER(d), which takes over the entry's reference on S.  A: set
+ *            S's pin bit; C: insert d in the slot -> descriptor map; A and C
+ *            take a reference of their own on S (dup), so a discard during
+ *            the read drops the entry's reference and S is freed only at
+ *            release (SWAP_HAS_CACHE / the swap cache holding the slot).
+ *            Sets d->claimed.  SI_BUSY: another swap-in has S (A, C only):
+ *            A leaves in t->si_word/si_val the pin word to back off on; C
+ *            marks the winner's descriptor so that its release wakes the
+ *            page (swapin_lost says what the loser does).
+ *   release  no lock held, after the commit or the back-out (@backed_out:
+ *            the entry had changed): B frees S if backed out (the discard
+ *            left it to us); A unpins S and wakes the handlers backing off
+ *            on it; C removes d from the map and wakes the page if a loser
+ *            marked d; both then drop their reference on S.
+ *   busy     discard: is S claimed (statistics only; NULL for B, whose
+ *            discard sees the marker)?
+ *   quiescent uswap__validate(): no claim is left.
+ */
+enum si_claim { SI_OK, SI_BUSY };
+
+struct swapin_ops {
+	const char *name;
+	enum si_claim (*claim)(struct uthread *t, struct region *r, size_t idx,
+			       struct inflight *d, uint32_t id);
+	void (*release)(struct uthread *t, struct inflight *d, bool backed_out);
+	bool (*busy)(struct uswap *us, uint32_t slot);
+	int (*quiescent)(struct uswap *us, char *msg, size_t len);
+};
+
+int swapin_init(struct uswap *us);
+void swapin_fini(struct uswap *us);
+const char *swapin_name(enum uswap_swapin design);
+void swapin_count_lost(struct uswap *us);
+void swapin_lost(struct uthread *t, uintptr_t addr);	/* no region ref held */
+
 /* region.c */
 int region_dir_init(struct uswap *us);
 void region_dir_fini(struct uswap *us);
@@ -246,6 +313,7 @@ void *region_map(struct uswap *us, size_t len);
 int region_unmap(struct uswap *us, void *addr, size_t len);
 void region_unmap_all(struct uswap *us);
 int region_register(struct uswap *us, struct region *r);
+size_t region_tail_len(size_t len);
 void region_retire(struct uswap *us, struct region *r);
 void region_drain(struct region *r);
 void region_release_pages(struct uthread *t, struct region *r);
@@ -299,6 +367,7 @@ int parse_size(const char *s, size_t *out);
 
 /* futex helpers */
 int futex_wait(_Atomic uint32_t *addr, uint32_t val);
+int futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, long ns);
 void futex_wake_all(_Atomic uint32_t *addr);
 
 /*

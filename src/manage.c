@@ -184,6 +184,9 @@ static int release_chunk_locked(struct uswap *us, struct region *r, size_t from,
 			break;
 		case PTE_SWAPPED:
 			drop[(*ndrop)++] = pte_payload(e);
+			/* A, C: a swap-in holding the slot keeps it (I9). */
+			if (us->si->busy && us->si->busy(us, pte_payload(e)))
+				STAT_INC(us, discard_during_swapin);
 			break;
 		case PTE_MARKER:
 			STAT_INC(us, discard_during_swapin);
@@ -373,6 +376,7 @@ static void unmanage_ranges(struct uswap *us, struct region *r)
 			munmap((void *)region_addr(r, i), (j - i) << PAGE_SHIFT_);
 		i = j;
 	}
+	munmap((void *)(r->base + r->len), region_tail_len(r->len));	/* its tail */
 }
 
 int uswap__unmanage(struct uswap *us, void *addr, size_t len)

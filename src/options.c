@@ -94,6 +94,9 @@ int uswap_config_check(const struct uswap_config *c, char *err, size_t errlen)
 			    c->low_wmark_pct, c->high_wmark_pct);
 	if (c->wait_mode != USWAP_WAIT_BLOCK && c->wait_mode != USWAP_WAIT_SPIN)
 		return fail(err, errlen, "USWAP_WAIT: bad mode (accepted: block, spin)");
+	if (c->swapin != USWAP_SWAPIN_MARKER && c->swapin != USWAP_SWAPIN_PIN &&
+	    c->swapin != USWAP_SWAPIN_CACHE)
+		return fail(err, errlen, "USWAP_SWAPIN: bad design %d (accepted: marker, pin, cache)", (int)c->swapin);
 	if (c->spin_us > 100000)
 		return fail(err, errlen, "USWAP_SPIN_US: %u out of range (accepted: 0..100000)", c->spin_us);
 	return 0;
@@ -145,7 +148,7 @@ static int env_word(const char *name, char *dst, size_t dstlen, const char *acce
 int uswap_config_init(struct uswap_config *c, char *err, size_t errlen)
 {
 	long v;
-	char wait[16] = "block";
+	char wait[16] = "block", swapin[16] = "marker";
 	int ret = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -165,9 +168,12 @@ int uswap_config_init(struct uswap_config *c, char *err, size_t errlen)
 	    (ret = env_size("USWAP_POOL_CAP", &c->pool_cap, err, errlen)) ||
 	    (ret = env_word("USWAP_BACKEND", c->backend, sizeof(c->backend), ",zram,", err, errlen)) ||
 	    (ret = env_word("USWAP_COMPRESSOR", c->compressor, sizeof(c->compressor), ",lz4,zstd,", err, errlen)) ||
-	    (ret = env_word("USWAP_WAIT", wait, sizeof(wait), ",block,spin,", err, errlen)))
+	    (ret = env_word("USWAP_WAIT", wait, sizeof(wait), ",block,spin,", err, errlen)) ||
+	    (ret = env_word("USWAP_SWAPIN", swapin, sizeof(swapin), ",marker,pin,cache,", err, errlen)))
 		return ret;
 	c->wait_mode = strcmp(wait, "spin") ? USWAP_WAIT_BLOCK : USWAP_WAIT_SPIN;
+	c->swapin = !strcmp(swapin, "pin") ? USWAP_SWAPIN_PIN :
+		    !strcmp(swapin, "cache") ? USWAP_SWAPIN_CACHE : USWAP_SWAPIN_MARKER;
 #define INT_OPT(name, lo, hi, field)                                     \
 	do {                                                             \
 		v = (long)c->field;                                      \

@@ -139,19 +139,40 @@ static void warn_store_failed(struct uswap *us, int err)
 }
 
 /*
+ * Page @idx (batch page @k, EVICTING, dirty, PTL held) is shared
+ * copy-on-write with a child since a fork, so UFFDIO_MOVE refused it
+ * (EBUSY).  Make it exclusive as a write would: MADV_POPULATE_WRITE breaks
+ * copy-on-write without changing a byte, atomically against the
+ * application's own writes; then move it.  Under the PTL this raises no
+ * userfault: the page is mapped (checked: only a zap behind uswap's back
+ * could remove it, and every zap of uswap's takes this PTL) and, dirty, not
+ * write-protected.  Returns true if the page moved.
+ */
+static bool unshare_locked(struct uthread *t, struct region *r, size_t idx,
+			   unsigned k)
+{
+	void *addr = (void *)region_addr(r, idx);
+	unsigned char vec = 0;
+
+	if (mincore(addr, PAGE_SIZE_, &vec) || !(vec & 1) ||
+	    madvise(addr, PAGE_SIZE_, MADV_POPULATE_WRITE))
+		return false;
+	long m = uffd_move(t->us->uffd, staging_addr(t, k), (uintptr_t)addr, PAGE_SIZE_);
+	return m == PAGE_SIZE_ || staging_present(t, k);
+}
+
+/*
  * Take pages [idx_k] (EVICTING, PTL held) out of the page table: move runs
  * of consecutive pages to staging in one UFFDIO_MOVE each.  A page that
  * cannot move is handled in place: a hole (zapped behind uswap's back)
  * becomes NONE.  A page shared copy-on-write with a child (EBUSY after
  * fork, fork.c): if clean, its kept copy is current and the page is
  * write-protected, so it is zapped in place (moved, as far as the caller is
- * concerned, which uses the kept slot); if dirty, it goes back to PRESENT
- * and its bit in @busy (window-relative, from @from) asks the caller to
- * unshare it and try again.  Returns a bitmap of the pages moved.
+ * concerned, which uses the kept slot); if dirty, it is unshared in place
+ * and moved again (unshare_locked).  Returns a bitmap of the pages moved.
  */
-static uint64_t move_out(struct uthread *t, struct region *r, size_t from,
-			 unsigned n, uint32_t *drop, unsigned *ndrop,
-			 uint64_t *busy)
+static uint64_t move_out(struct uthread *t, struct region *r, unsigned n,
+			 uint32_t *drop, unsigned *ndrop)
 {
 	struct uswap *us = t->us;
 	uint64_t moved = 0;
@@ -203,11 +224,11 @@ static uint64_t move_out(struct uthread *t, struct region *r, size_t from,
 				   !madvise((void *)region_addr(r, idx), PAGE_SIZE_,
 					    MADV_DONTNEED)) {
 				moved |= 1ull << f;
+			} else if (why == -EBUSY && unshare_locked(t, r, idx, f)) {
+				moved |= 1ull << f;
 			} else {
 				STAT_INC(us, evict_busy);
 				pte_set(r, idx, e, old & ~PTE_WAITERS);
-				if (why == -EBUSY)
-					*busy |= 1ull << (idx - from);
 			}
 		}
 		k += run;
@@ -220,8 +241,8 @@ static uint64_t move_out(struct uthread *t, struct region *r, size_t from,
  * most EVICT_BATCH.  Without @force the clock applies: pages with an age
  * are aged instead.  Caller holds a region reference.  Returns pages evicted.
  */
-static long evict_window_mask(struct uthread *t, struct region *r, size_t from,
-			      size_t to, bool force, uint64_t only, uint64_t *busy)
+static long evict_window(struct uthread *t, struct region *r, size_t from,
+			 size_t to, bool force)
 {
 	struct uswap *us = t->us;
 	pthread_mutex_t *ptl = region_ptl(r, from);
@@ -234,7 +255,7 @@ static long evict_window_mask(struct uthread *t, struct region *r, size_t from,
 	for (size_t i = from; i < to; i++) {
 		pte_t e = atomic_load_explicit(region_pte(r, i), memory_order_acquire);
 
-		if (pte_state(e) != PTE_PRESENT || !(only & (1ull << (i - from))))
+		if (pte_state(e) != PTE_PRESENT)
 			continue;
 		if (!force && pte_age(e)) {
 			pte_set(r, i, e, pte_with_age(e, pte_age(e) - 1));
@@ -246,7 +267,7 @@ static long evict_window_mask(struct uthread *t, struct region *r, size_t from,
 					  (e & PTE_HAS_SLOT) | pte_evict_owner(t->id, n)));
 		n++;
 	}
-	moved = n ? move_out(t, r, from, n, drop, &ndrop, busy) : 0;
+	moved = n ? move_out(t, r, n, drop, &ndrop) : 0;
 	pthread_mutex_unlock(ptl);
 	for (unsigned i = 0; i < ndrop; i++)
 		slot_put(t, drop[i]);
@@ -285,38 +306,6 @@ static long evict_window_mask(struct uthread *t, struct region *r, size_t from,
 	}
 	madvise(t->staging, (size_t)n << PAGE_SHIFT_, MADV_DONTNEED);
 	return evicted;
-}
-
-/*
- * Make dirty pages that UFFDIO_MOVE found shared (fork) exclusive again, as
- * a write would: MADV_POPULATE_WRITE breaks copy-on-write without changing
- * a byte, atomically against the application's own writes.  No lock is
- * held: the pages are PRESENT dirty (not write-protected), so no fault
- * reaches the handlers unless the page was zapped behind uswap's back, and
- * then an ordinary handler serves it.
- */
-static void unshare_busy(struct region *r, size_t from, uint64_t busy)
-{
-	for (unsigned b = 0; b < EVICT_BATCH; b++)
-		if (busy & (1ull << b))
-			madvise((void *)region_addr(r, from + b), PAGE_SIZE_,
-				MADV_POPULATE_WRITE);
-}
-
-static long evict_window(struct uthread *t, struct region *r, size_t from,
-			 size_t to, bool force)
-{
-	uint64_t busy = 0;
-	long n = evict_window_mask(t, r, from, to, force, ~0ull, &busy);
-
-	if (busy) {
-		/* Shared with a child since a fork: unshare, try once more
-		 * (the clock chose these pages already: force). */
-		unshare_busy(r, from, busy);
-		uint64_t again = 0;
-		n += evict_window_mask(t, r, from, to, true, busy, &again);
-	}
-	return n;
 }
 
 /* Evict what the clock allows (or everything, @force) in [from, to). */

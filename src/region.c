@@ -115,12 +115,26 @@ static void dir_unpublish(struct uswap *us, struct region *r)
 	}
 }
 
+/* The tail of a region's last granule, past its pages (region_tail). */
+size_t region_tail_len(size_t len)
+{
+	size_t g = (size_t)1 << DIR_SHIFT;
+
+	return ((len + g - 1) & ~(g - 1)) - len;
+}
+
 static void *map_aligned(size_t len)
 {
-	/* Regions start on a directory granule so one granule names one
-	 * region: over-map by a granule and trim. */
+	/*
+	 * Regions start on a directory granule so one granule names one
+	 * region, and own their granules whole: the rest of the last one is
+	 * kept as a PROT_NONE reservation (the region's tail), so no other
+	 * mapping, and so no other region, can ever share a granule with live
+	 * pages of this one.  Over-map by a granule, trim the rest.
+	 */
 	size_t g = (size_t)1 << DIR_SHIFT;
-	unsigned char *p = mmap(NULL, len + g, PROT_READ | PROT_WRITE,
+	size_t span = len + region_tail_len(len);
+	unsigned char *p = mmap(NULL, span + g, PROT_READ | PROT_WRITE,
 				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED)
@@ -128,9 +142,13 @@ static void *map_aligned(size_t len)
 	uintptr_t a = ((uintptr_t)p + g - 1) & ~(g - 1);
 	if (a > (uintptr_t)p)
 		munmap(p, a - (uintptr_t)p);
-	size_t tail = (uintptr_t)p + len + g - (a + len);
-	if (tail)
-		munmap((void *)(a + len), tail);
+	size_t after = (uintptr_t)p + span + g - (a + span);
+	if (after)
+		munmap((void *)(a + span), after);
+	if (span > len && mprotect((void *)(a + len), span - len, PROT_NONE)) {
+		munmap((void *)a, span);
+		return NULL;
+	}
 	return (void *)a;
 }
 
@@ -217,7 +235,7 @@ void *region_map(struct uswap *us, size_t len)
 	return mem;
 
 fail_mem:
-	munmap(mem, len);
+	munmap(mem, len + region_tail_len(len));
 	errno = -err;
 	return NULL;
 }
@@ -317,6 +335,7 @@ static void region_munmap(struct region *r)
 {
 	size_t i = 0;
 
+	munmap((void *)(r->base + r->len), region_tail_len(r->len));
 	if (!atomic_load(&r->given)) {
 		munmap((void *)r->base, r->len);
 		return;

@@ -19,7 +19,7 @@
 #include "uswap.h"
 
 #define USWAP_STATSFILE_MAGIC "USWAPST1"	/* 8 bytes, no NUL */
-#define USWAP_STATSFILE_VERSION 1u
+#define USWAP_STATSFILE_VERSION 2u	/* 2: uswap_stats gained the swap-in design counters */
 #define USWAP_STATSFILE_DIR "/dev/shm"
 #define USWAP_STATSFILE_PREFIX "uswap."
 

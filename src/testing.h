@@ -27,6 +27,11 @@ struct uswap *uswap__open_backend(const struct uswap_config *cfg,
 struct uswap_backend *uswap__backend(struct uswap *us);
 /* State of the page at @addr (-1 if unmanaged), its payload (slot). */
 int uswap__pte_state(struct uswap *us, void *addr, uint32_t *payload);
+/* The swap-in design the engine runs (enum uswap_swapin). */
+int uswap__swapin_design(struct uswap *us);
+/* Is a swap-in of the page at @addr in flight?  B: its entry is a MARKER;
+ * A, C: its entry is SWAPPED(S) and S is pinned / in the in-flight map. */
+bool uswap__swapin_inflight(struct uswap *us, void *addr);
 /* Quiescent invariant sweep: 0, or -1 and a message. */
 int uswap__validate(struct uswap *us, char *msg, size_t len);
 
@@ -35,7 +40,9 @@ int uswap__validate(struct uswap *us, char *msg, size_t len);
  * "swapin_read", "readahead_read", "wp_dropped", "evict_moved",
  * "evict_stored", "discard_done".  Runs on pager threads (or the API
  * caller): it may block to force an interleaving, never touch managed
- * memory. */
+ * memory.  In every swap-in design, "swapin_marker" follows the claims of
+ * a swap-in and "fault_marker" is a fault that found its page's swap-in in
+ * flight (B: the marker; A: the pin; C: the in-flight map). */
 typedef void (*uswap_hook_fn)(const char *point, struct uswap *us,
 			      uintptr_t addr);
 extern _Atomic(uswap_hook_fn) uswap__hook;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -150,6 +151,16 @@ long uffd_move(int uffd, uintptr_t dst, uintptr_t src, size_t len)
 int futex_wait(_Atomic uint32_t *addr, uint32_t val)
 {
 	if (syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The same, for at most @ns nanoseconds (-ETIMEDOUT). */
+int futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, long ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000L, .tv_nsec = ns % 1000000000L };
+
+	if (syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0) < 0)
 		return -errno;
 	return 0;
 }

@@ -85,6 +85,49 @@ static inline uint32_t expect_pte(struct uswap *us, void *addr, int state)
 	return slot;
 }
 
+/* ---- the swap-in designs (USWAP_SWAPIN: the engine reads it too) ----
+ *
+ * The invariants hold in all three; the mechanism differs.  A page whose
+ * swap-in is in flight is MARKER in design B, SWAPPED with its slot
+ * pinned (A) or in the in-flight map (C).  A fault that finds a swap-in in
+ * flight is counted in faults_marker (B), swapin_pin_retries (A) or
+ * swapin_cache_waits (C): the design's slow path. */
+static inline int design(struct uswap *us)
+{
+	return uswap__swapin_design(us);
+}
+
+static inline const char *design_name(struct uswap *us)
+{
+	static const char *const n[] = { "marker (B)", "pin (A)", "cache (C)" };
+
+	return n[design(us)];
+}
+
+/* Fail unless a swap-in of the page at @addr is in flight. */
+#define expect_inflight(us, addr)                                          \
+	do {                                                               \
+		int _st = pte_of(us, addr, NULL);                          \
+		if (_st != (design(us) == USWAP_SWAPIN_MARKER ?            \
+			    USWAP_T_MARKER : USWAP_T_SWAPPED) ||           \
+		    !uswap__swapin_inflight(us, addr))                     \
+			T_FAIL("page %p: no swap-in in flight (state %d, %s)", \
+			       (void *)(addr), _st, design_name(us));      \
+	} while (0)
+
+/* Faults that found a swap-in of their page in flight (the slow path). */
+static inline long long lost_faults(struct uswap *us, const struct uswap_stats *s)
+{
+	switch (design(us)) {
+	case USWAP_SWAPIN_PIN:
+		return (long long)s->swapin_pin_retries;
+	case USWAP_SWAPIN_CACHE:
+		return (long long)s->swapin_cache_waits;
+	default:
+		return (long long)s->faults_marker;
+	}
+}
+
 /* ---- a thread making one API call (pageout, discard, prefetch, unmap) ---- */
 
 enum api_op { API_PAGEOUT, API_DISCARD, API_PREFETCH, API_UNMAP };

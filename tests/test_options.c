@@ -33,6 +33,7 @@ static void test_defaults(void)
 	T_EQ(c.threads, 1);
 	T_EQ(c.pool_cap, 0);
 	T_EQ(c.wait_mode, USWAP_WAIT_BLOCK);
+	T_EQ(c.swapin, USWAP_SWAPIN_MARKER);
 }
 
 static void test_env(void)
@@ -47,7 +48,13 @@ static void test_env(void)
 	setenv("USWAP_READAHEAD", "0", 1);
 	setenv("USWAP_WAIT", "spin", 1);
 	setenv("USWAP_LIMIT", "65536k", 1);
+	setenv("USWAP_SWAPIN", "cache", 1);
 	T_EQ(uswap_config_init(&c, err, sizeof(err)), 0);
+	T_EQ(c.swapin, USWAP_SWAPIN_CACHE);
+	setenv("USWAP_SWAPIN", "pin", 1);
+	T_EQ(uswap_config_init(&c, err, sizeof(err)), 0);
+	T_EQ(c.swapin, USWAP_SWAPIN_PIN);
+	unsetenv("USWAP_SWAPIN");
 	T_EQ(c.limit, 64u << 20);
 	T_EQ(c.pool_cap, 1u << 30);
 	T_ASSERT(!strcmp(c.compressor, "zstd"));
@@ -74,6 +81,8 @@ static void test_errors(void)
 	expect_error("USWAP_THREADS", "many", "1..64");
 	expect_error("USWAP_READAHEAD", "1000", "0..256");
 	expect_error("USWAP_WAIT", "nap", "block, spin");
+	expect_error("USWAP_SWAPIN", "swapcache", "marker, pin, cache");
+	expect_error("USWAP_SWAPIN", "pin,cache", "marker, pin, cache");
 	expect_error("USWAP_LZ4_ACCEL", "0", "1..65537");
 }
 
@@ -93,6 +102,11 @@ static void test_check(void)
 	c.high_wmark_pct = 90;
 	T_EQ(uswap_config_check(&c, err, sizeof(err)), -EINVAL);
 	T_ASSERT(strstr(err, "WMARK"));
+	c.low_wmark_pct = 94;
+	c.high_wmark_pct = 98;
+	c.swapin = (enum uswap_swapin)7;
+	T_EQ(uswap_config_check(&c, err, sizeof(err)), -EINVAL);
+	T_ASSERT(strstr(err, "USWAP_SWAPIN"));
 }
 
 int main(void)

@@ -36,7 +36,7 @@ static void discard_during_swapin(uint64_t idx, int write)
 	gate_arm(0, "swapin_read", page, 0);
 	app_start(&t, page, write, idx, 7);
 	gate_wait(0);
-	T_EQ(pte_of(us, page, NULL), USWAP_T_MARKER);
+	expect_inflight(us, page);
 
 	T_EQ(uswap_discard(us, page, PG), 0);
 	T_EQ(pte_of(us, page, NULL), USWAP_T_NONE);

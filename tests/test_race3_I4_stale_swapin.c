@@ -32,7 +32,7 @@ static void stale_swapin(uint64_t idx, int extra_cycles)
 	gate_arm(0, "swapin_read", page, 0);
 	app_start(&t, page, 0, 0, 0);
 	gate_wait(0);
-	T_EQ(pte_of(us, page, NULL), USWAP_T_MARKER);
+	expect_inflight(us, page);
 
 	/* Discard, then re-touch: reader R's fault goes to handler B, which
 	 * maps a zero page; that install wakes T as well. */

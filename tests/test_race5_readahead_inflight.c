@@ -54,7 +54,7 @@ static void test_readahead_inflight(void)
 	app_start(&a, pg(1), 0, 0, 0);
 	gate_wait(0);
 	for (uint64_t i = 1; i <= 5; i++)
-		T_EQ(pte_of(us, pg(i), NULL), USWAP_T_MARKER);
+		expect_inflight(us, pg(i));
 	T_EQ(pte_of(us, pg(6), NULL), USWAP_T_SWAPPED);
 	T_EQ(D(ST(us), s1, swapins), 0);
 
@@ -73,7 +73,7 @@ static void test_readahead_inflight(void)
 	T_EQ(check_page(a.copy, 1, 1), 0);
 	T_EQ(atomic_load(&b.done), 0);
 	for (uint64_t i = 2; i <= 5; i++)
-		T_EQ(pte_of(us, pg(i), NULL), USWAP_T_MARKER);
+		expect_inflight(us, pg(i));
 
 	/* C faults page 5 while the window is read but not mapped. */
 	gate_arm(3, "fault_marker", pg(5), 0);
@@ -98,13 +98,19 @@ static void test_readahead_inflight(void)
 	T_EQ(check_page(pg(4), 4, 1), 0);
 	WAIT_UNTIL(ST(us).faults_swapin - s0.faults_swapin >= 2, "faults_swapin");
 	struct uswap_stats s2 = ST(us);
-	printf("readahead in flight: swapins +%lld readahead_pages +%lld faults_marker +%lld "
-	       "faults_swapin +%lld faults +%lld\n", D(s2, s0, swapins),
-	       D(s2, s0, readahead_pages), D(s2, s0, faults_marker),
+	printf("readahead in flight (%s): swapins +%lld readahead_pages +%lld slow path +%lld "
+	       "faults_swapin +%lld faults +%lld\n", design_name(us), D(s2, s0, swapins),
+	       D(s2, s0, readahead_pages), lost_faults(us, &s2) - lost_faults(us, &s0),
 	       D(s2, s0, faults_swapin), D(s2, s0, faults));
 	T_EQ(D(s2, s0, swapins), 6);		/* pages 0..5, once each */
 	T_EQ(D(s2, s0, readahead_pages), 4);	/* 2..5 */
-	T_EQ(D(s2, s0, faults_marker), 2);	/* B and C */
+	/* B and C found the swap-in in flight; in design A a loser backs off
+	 * and its thread faults again while the window is still pinned, so
+	 * a slow winner counts more than once. */
+	if (design(us) == USWAP_SWAPIN_PIN)
+		T_ASSERT(lost_faults(us, &s2) - lost_faults(us, &s0) >= 2);
+	else
+		T_EQ(lost_faults(us, &s2) - lost_faults(us, &s0), 2);
 	T_EQ(D(s2, s0, faults_swapin), 2);	/* pages 0 and 1 */
 	test_validate(us);
 

@@ -45,7 +45,7 @@ static void test_readahead_read_error_wakes_waiter(void)
 	gate_arm(0, "swapin_marker", pg(1), 0);
 	app_start(&a, pg(1), 0, 0, 0);
 	gate_wait(0);
-	T_EQ(pte_of(us, pg(3), NULL), USWAP_T_MARKER);
+	expect_inflight(us, pg(3));
 
 	gate_arm(1, "fault_marker", pg(3), 0);
 	probe_start(&b, pg(3));

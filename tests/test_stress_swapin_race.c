@@ -78,7 +78,8 @@ int main(void)
 	 * ASan, whose runs are not scaled.  A time budget (default 200 s,
 	 * USWAP_STRESS_BUDGET) ends the loop early on a loaded machine rather
 	 * than let the suite's 300 s timeout kill the test; the output says
-	 * so.  USWAP_STRESS_ROUNDS overrides the count.
+	 * so.  USWAP_STRESS_ROUNDS overrides the count (scripts/run-tests.sh
+	 * runs designs A and C with fewer rounds than the default B).
 	 */
 	unsigned rounds = 200 / test_scale(), budget = 200;
 #ifdef __SANITIZE_ADDRESS__
@@ -155,13 +156,13 @@ int main(void)
 	T_EQ(pthread_join(ev, NULL), 0);
 
 	struct uswap_stats s = ST(us);
-	printf("stress: %u rounds in %.1f s (%.0f ms/round), %d workers, data loss %llu, misload %llu\n",
-	       rounds, secs, rounds ? secs * 1000 / rounds : 0.0, WORKERS,
+	printf("stress (%s): %u rounds in %.1f s (%.0f ms/round), %d workers, data loss %llu, misload %llu\n",
+	       design_name(us), rounds, secs, rounds ? secs * 1000 / rounds : 0.0, WORKERS,
 	       (unsigned long long)loss, (unsigned long long)misload);
 	printf("  pageout calls %llu pages %llu | swapins %llu swapouts %llu clean_drops %llu "
 	       "faults %llu faults_swapin %llu faults_marker %llu faults_evicting %llu "
 	       "faults_wp %llu faults_present %llu retries %llu readahead %llu | peak %.1f MiB "
-	       "over_limit %llu direct_reclaims %llu\n",
+	       "over_limit %llu direct_reclaims %llu | swapin_pin_retries %llu swapin_cache_waits %llu\n",
 	       (unsigned long long)pageout_calls, (unsigned long long)pageout_pages,
 	       (unsigned long long)s.swapins, (unsigned long long)s.swapouts,
 	       (unsigned long long)s.clean_drops, (unsigned long long)s.faults,
@@ -169,7 +170,8 @@ int main(void)
 	       (unsigned long long)s.faults_evicting, (unsigned long long)s.faults_wp,
 	       (unsigned long long)s.faults_present, (unsigned long long)s.retries,
 	       (unsigned long long)s.readahead_pages, s.resident_peak_bytes / (double)MiB,
-	       (unsigned long long)s.over_limit, (unsigned long long)s.direct_reclaims);
+	       (unsigned long long)s.over_limit, (unsigned long long)s.direct_reclaims,
+	       (unsigned long long)s.swapin_pin_retries, (unsigned long long)s.swapin_cache_waits);
 	T_EQ(loss, 0);
 	T_EQ(misload, 0);
 	T_ASSERT(s.resident_peak_bytes <= LIMIT || s.over_limit > 0);

@@ -9,6 +9,8 @@
  *                                     writing their own pages and
  *                                     incrementing shared counters on random
  *                                     pages at once; then a full check
+ *   prog_mt churn THREADS ROUNDS      threads mapping, growing, shrinking and
+ *                                     unmapping (partly) at once, each checking
  *   prog_mt ops                       the calls that change managed memory,
  *                                     each followed by a check of what must
  *                                     have survived
@@ -337,6 +339,66 @@ static int forked(void)
 	return failures ? 1 : 0;
 }
 
+/* ---- churn: threads allocating, growing, shrinking, unmapping at once ---- */
+
+static unsigned churn_iters;
+
+static void *churn_main(void *arg)
+{
+	unsigned id = (unsigned)(uintptr_t)arg;
+	uint64_t seed = mix(id + 100);
+
+	for (unsigned it = 0; it < churn_iters; it++) {
+		seed = mix(seed);
+		size_t len = (1 + seed % 6) * MIB + (seed >> 20) % MIB;
+		unsigned salt = id * 100000 + it;
+
+		if (id % 2 == 0) {
+			/* malloc family: fill, grow, shrink, check, free */
+			unsigned char *p = seed & 1 ? malloc(len) : calloc(1, len);
+
+			CHECK(p, "malloc %zu", len);
+			pattern(p, len, salt);
+			p = realloc(p, len * 2);
+			CHECK(p && bad_pages(p, len, salt) == 0, "thread %u: realloc grow", id);
+			p = realloc(p, len / 2);
+			CHECK(p && bad_pages(p, len / 2, salt) == 0, "thread %u: realloc shrink", id);
+			free(p);
+		} else {
+			/* mmap: fill, unmap a middle part, check the rest, unmap */
+			unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+						MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			size_t cut = (len / 4) & ~(PAGE - 1), n = (len / 4) & ~(PAGE - 1);
+
+			CHECK(p != MAP_FAILED, "mmap %zu", len);
+			pattern(p, len, salt);
+			CHECK(munmap(p + cut, n) == 0, "partial munmap");
+			madvise(p + cut + n, PAGE * 16, MADV_DONTNEED);
+			CHECK(bad_pages(p, cut, salt) == 0, "thread %u: head after munmap", id);
+			for (size_t o = cut + n + 16 * PAGE; o + PAGE <= len; o += PAGE)
+				CHECK(*(uint64_t *)(p + o) == mix(o + salt), "thread %u: tail page", id);
+			/* Only what is still ours: the hole may hold another
+			 * thread's mapping by now (without uswap it would). */
+			CHECK(munmap(p, cut) == 0 && munmap(p + cut + n, len - cut - n) == 0, "munmap");
+		}
+	}
+	return NULL;
+}
+
+static int churn(unsigned threads, unsigned iters)
+{
+	pthread_t th[64];
+
+	churn_iters = iters;
+	for (unsigned t = 0; t < threads; t++)
+		pthread_create(&th[t], NULL, churn_main, (void *)(uintptr_t)t);
+	for (unsigned t = 0; t < threads; t++)
+		pthread_join(th[t], NULL);
+	printf("churn: %u threads x %u rounds: %s\n", threads, iters,
+	       failures ? "FAILED" : "all checks passed");
+	return failures ? 1 : 0;
+}
+
 /* ---- small: a program that allocates nothing large ---- */
 
 static int small(void)
@@ -386,6 +448,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "FAIL: the block allocated in a constructor changed\n");
 		return 1;
 	}
+	if (argc == 4 && !strcmp(argv[1], "churn"))
+		return churn((unsigned)strtoul(argv[2], NULL, 0), (unsigned)strtoul(argv[3], NULL, 0));
 	if (argc == 2 && !strcmp(argv[1], "small"))
 		return small();
 	if (argc == 2 && !strcmp(argv[1], "fork"))

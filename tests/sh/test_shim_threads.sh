@@ -3,7 +3,8 @@
 # (tests/sh/prog_mt.c): the calls that change managed memory (munmap of a
 # part, MAP_FIXED over, madvise, mremap, mprotect, realloc), a fork (the
 # child sees the parent's memory as of the fork, released and given-away
-# ranges included), threads faulting on the same and different pages, and
+# ranges included), threads mapping, growing, shrinking and unmapping at
+# once, threads faulting on the same and different pages, and
 # the tight case of the issue: a 256 MiB working set, two threads, a 64 MiB
 # limit.
 . "$(dirname "$0")/shim_lib.sh"
@@ -16,6 +17,9 @@ cat "$T/out"; grep -q "all checks passed" "$T/out" || { fail "ops"; sed 's/^/  |
 
 managed 32M "$PROG" fork >"$T/out" || fail "fork: exit $?"
 cat "$T/out"; grep -q "all checks passed" "$T/out" || { fail "fork"; sed 's/^/  | /' "$T/stats"; }
+
+managed 16M "$PROG" churn 4 100 >"$T/out" || fail "churn: exit $?"
+cat "$T/out"; grep -q "all checks passed" "$T/out" || { fail "churn"; sed 's/^/  | /' "$T/stats"; }
 
 managed 32M "$PROG" work 96 4 2 >"$T/out" || fail "work 96 MiB, 4 threads: exit $?"
 cat "$T/out"; grep -q " 0 bad" "$T/out" || { fail "work 4 threads"; sed 's/^/  | /' "$T/stats"; }
