@@ -165,7 +165,7 @@ bench-core: check-deps
 # make bench: the standard workload on RAM, the kernel's swap (zram + memory
 # cgroup, needs root), uswap through the library and through `uswap run`,
 # interleaved; one table of medians, CSV/JSON and plots in build/bench/latest
-# (bench/run.sh --help; BENCHMARKS.md).  About 10 minutes with the defaults.
+# (bench/run.sh --help; BENCHMARKS.md).  4-10 minutes with the defaults.
 #   make bench BENCH_ARGS="--size 2G --limit 512M --repeat 5"
 #   make bench-smoke    a tiny configuration, for CI (tests/sh/test_bench_smoke.sh)
 BENCH_ARGS ?=
