@@ -358,6 +358,8 @@ static inline void gate_exit(struct uswap *us) { pthread_rwlock_unlock(&us->fork
 
 /* engine.c */
 int engine_start_threads(struct uswap *us);
+unsigned discard_entry_locked(struct uswap *us, struct region *r, size_t i,
+			      pte_t e, pte_t new_, uint32_t *drop, unsigned *ndrop);
 struct uthread *api_ctx_get(struct uswap *us);
 void api_ctx_put(struct uthread *t);
 void slot_put(struct uthread *t, uint32_t slot);
