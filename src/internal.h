@@ -175,6 +175,10 @@ struct region {
 	size_t nchunks;
 	/* lookups and evictors in progress; unmap waits for 0 (futex) */
 	_Atomic uint32_t inflight;
+	/* pte_wait sleepers on this region's entries: unmap frees the entry
+	 * array only once they are gone (they drain promptly: every owner
+	 * they wait for held inflight and woke them) */
+	_Atomic uint32_t sleepers;
 	_Atomic uint32_t dying;		/* unmap started: no new references */
 	_Atomic uint32_t used;		/* slot of rpool in use (map_lock) */
 	/* readahead heuristic: racy by design, relaxed atomics */
