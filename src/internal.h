@@ -391,7 +391,7 @@ void futex_wake_all(_Atomic uint32_t *addr);
 			_h(point, us, addr);                                   \
 	} while (0)
 #else
-#define HOOK(point, us, addr) do { } while (0)
+#define HOOK(point, us, addr) do { (void)(addr); } while (0)
 #endif
 
 void uswap__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
