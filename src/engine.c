@@ -327,6 +327,44 @@ static struct region *range_get(struct uswap *us, void *addr, size_t len,
 }
 
 /*
+ * Zap entry @e of page @i (PTL held, the kernel page already zapped) to
+ * @new_ (NONE for a discard, RELEASED for a release): a slot it names goes
+ * to @drop, to be freed after unlocking; an in-flight owner (MARKER,
+ * EVICTING, or design A/C's claim on a SWAPPED slot) keeps its own and
+ * frees it when it finds its state gone (I9).  Returns 1 if the page was
+ * resident (its reservation to release), else 0.
+ */
+unsigned discard_entry_locked(struct uswap *us, struct region *r, size_t i,
+			      pte_t e, pte_t new_, uint32_t *drop, unsigned *ndrop)
+{
+	unsigned resident = 0;
+
+	switch (pte_state(e)) {
+	case PTE_PRESENT:
+		resident = 1;
+		if (e & PTE_HAS_SLOT)
+			drop[(*ndrop)++] = pte_payload(e);
+		break;
+	case PTE_SWAPPED:
+		drop[(*ndrop)++] = pte_payload(e);
+		if (us->si->busy && us->si->busy(us, pte_payload(e)))
+			STAT_INC(us, discard_during_swapin);
+		break;
+	case PTE_MARKER:
+		STAT_INC(us, discard_during_swapin);
+		break;
+	case PTE_EVICTING:
+		STAT_INC(us, discard_during_evict);
+		break;
+	default:
+		break;
+	}
+	STAT_INC(us, discards);
+	pte_set(r, i, e, new_);
+	return resident;
+}
+
+/*
  * Discard one chunk's part of a range, PTL held: zap the kernel pages, then
  * the entries.  An in-flight owner (MARKER, EVICTING) keeps its slot and
  * frees it when it finds its state gone (I9); a discard never frees a slot
@@ -342,35 +380,41 @@ static unsigned discard_chunk_locked(struct uswap *us, struct region *r,
 	for (size_t i = from; i < to; i++) {
 		pte_t e = atomic_load_explicit(region_pte(r, i), memory_order_acquire);
 
-		switch (pte_state(e)) {
-		case PTE_NONE:
-		case PTE_RELEASED:	/* not the region's any more */
-			continue;
-		case PTE_PRESENT:
-			unres++;
-			if (e & PTE_HAS_SLOT)
-				drop[ndrop++] = pte_payload(e);
-			break;
-		case PTE_SWAPPED:
-			/* A, C: a swap-in holding the slot keeps it (I9). */
-			drop[ndrop++] = pte_payload(e);
-			if (us->si->busy && us->si->busy(us, pte_payload(e)))
-				STAT_INC(us, discard_during_swapin);
-			break;
-		case PTE_MARKER:
-			STAT_INC(us, discard_during_swapin);
-			break;
-		case PTE_EVICTING:
-			STAT_INC(us, discard_during_evict);
-			break;
-		default:
-			break;
-		}
-		STAT_INC(us, discards);
-		pte_set(r, i, e, pte_make(PTE_NONE, 0, 0));
+		if (pte_state(e) == PTE_NONE || pte_state(e) == PTE_RELEASED)
+			continue;	/* nothing, or not the region's any more */
+		unres += discard_entry_locked(us, r, i, e, pte_make(PTE_NONE, 0, 0),
+					      drop, &ndrop);
 	}
 	unreserve_pages(us, unres);
 	return ndrop;
+}
+
+/*
+ * Begin an API call on [addr, addr+len): borrow a pager context (which
+ * enters the fork gate), then look the range up inside the gate, so that a
+ * region unmanaged while the call waited there is gone rather than a stale
+ * reference to evict or discard through (uswap__unmanage).  NULL: -EINVAL.
+ */
+static struct uthread *api_begin(struct uswap *us, void *addr, size_t len,
+				 struct region **r, size_t *first, size_t *last)
+{
+	struct uthread *t;
+
+	if (!us)
+		return NULL;
+	t = api_ctx_get(us);
+	*r = range_get(us, addr, len, first, last);
+	if (!*r) {
+		api_ctx_put(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void api_end(struct uthread *t, struct region *r)
+{
+	region_put(r);
+	api_ctx_put(t);
 }
 
 int uswap_discard(struct uswap *us, void *addr, size_t len)
@@ -380,17 +424,9 @@ int uswap_discard(struct uswap *us, void *addr, size_t len)
 	struct region *r;
 	uint32_t drop[CHUNK_PAGES];
 
-	if (!us)
+	t = api_begin(us, addr, len, &r, &first, &last);
+	if (!t)
 		return -EINVAL;
-	/* Look the range up inside the gate: a region unmanaged while this
-	 * call waited at the gate is gone, not a stale reference to evict or
-	 * discard through (uswap__unmanage). */
-	t = api_ctx_get(us);
-	r = range_get(us, addr, len, &first, &last);
-	if (!r) {
-		api_ctx_put(t);
-		return -EINVAL;
-	}
 	for (size_t i = first; i < last;) {
 		size_t end = ((i >> CHUNK_SHIFT) + 1) << CHUNK_SHIFT;
 
@@ -404,8 +440,7 @@ int uswap_discard(struct uswap *us, void *addr, size_t len)
 			slot_put(t, drop[k]);
 		i = end;
 	}
-	region_put(r);
-	api_ctx_put(t);
+	api_end(t, r);
 	return 0;
 }
 
@@ -415,20 +450,11 @@ long uswap_pageout(struct uswap *us, void *addr, size_t len)
 	struct uthread *t;
 	struct region *r;
 
-	if (!us)
+	t = api_begin(us, addr, len, &r, &first, &last);
+	if (!t)
 		return -EINVAL;
-	/* Look the range up inside the gate: a region unmanaged while this
-	 * call waited at the gate is gone, not a stale reference to evict or
-	 * discard through (uswap__unmanage). */
-	t = api_ctx_get(us);
-	r = range_get(us, addr, len, &first, &last);
-	if (!r) {
-		api_ctx_put(t);
-		return -EINVAL;
-	}
 	long n = evict_range(t, r, first, last, true);
-	region_put(r);
-	api_ctx_put(t);
+	api_end(t, r);
 	return n;
 }
 
@@ -440,17 +466,9 @@ long uswap_prefetch(struct uswap *us, void *addr, size_t len)
 	long total = 0;
 	bool failed = false;
 
-	if (!us)
+	t = api_begin(us, addr, len, &r, &first, &last);
+	if (!t)
 		return -EINVAL;
-	/* Look the range up inside the gate: a region unmanaged while this
-	 * call waited at the gate is gone, not a stale reference to evict or
-	 * discard through (uswap__unmanage). */
-	t = api_ctx_get(us);
-	r = range_get(us, addr, len, &first, &last);
-	if (!r) {
-		api_ctx_put(t);
-		return -EINVAL;
-	}
 	for (size_t i = first; i < last; i++) {
 		pte_t e = atomic_load_explicit(region_pte(r, i), memory_order_acquire);
 		size_t ra = last - i - 1;
@@ -471,8 +489,7 @@ long uswap_prefetch(struct uswap *us, void *addr, size_t len)
 			total += n;
 	}
 	STAT_ADD(us, prefetch_pages, (uint64_t)total);
-	region_put(r);
-	api_ctx_put(t);
+	api_end(t, r);
 	return failed ? -EIO : total;
 }
 

@@ -135,6 +135,7 @@ int uswap_fork_child(struct uswap *us)
 		/* References held by threads of the parent (one blocked at
 		 * the gate with a region looked up) do not exist here. */
 		atomic_store(&r->inflight, 0);
+		atomic_store(&r->sleepers, 0);
 		if (!atomic_load(&r->used))
 			continue;
 		err = region_register(us, r);	/* not its released ranges */

@@ -175,6 +175,10 @@ struct region {
 	size_t nchunks;
 	/* lookups and evictors in progress; unmap waits for 0 (futex) */
 	_Atomic uint32_t inflight;
+	/* pte_wait sleepers on this region's entries: unmap frees the entry
+	 * array only once they are gone (they drain promptly: every owner
+	 * they wait for held inflight and woke them) */
+	_Atomic uint32_t sleepers;
 	_Atomic uint32_t dying;		/* unmap started: no new references */
 	_Atomic uint32_t used;		/* slot of rpool in use (map_lock) */
 	/* readahead heuristic: racy by design, relaxed atomics */
@@ -358,6 +362,8 @@ static inline void gate_exit(struct uswap *us) { pthread_rwlock_unlock(&us->fork
 
 /* engine.c */
 int engine_start_threads(struct uswap *us);
+unsigned discard_entry_locked(struct uswap *us, struct region *r, size_t i,
+			      pte_t e, pte_t new_, uint32_t *drop, unsigned *ndrop);
 struct uthread *api_ctx_get(struct uswap *us);
 void api_ctx_put(struct uthread *t);
 void slot_put(struct uthread *t, uint32_t slot);
@@ -385,7 +391,7 @@ void futex_wake_all(_Atomic uint32_t *addr);
 			_h(point, us, addr);                                   \
 	} while (0)
 #else
-#define HOOK(point, us, addr) do { } while (0)
+#define HOOK(point, us, addr) do { (void)(addr); } while (0)
 #endif
 
 void uswap__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -170,35 +170,15 @@ static int release_chunk_locked(struct uswap *us, struct region *r, size_t from,
 	for (size_t i = from; i < to; i++) {
 		pte_t e = atomic_load_explicit(region_pte(r, i), memory_order_acquire);
 
-		switch (pte_state(e)) {
-		case PTE_RELEASED:
+		if (pte_state(e) == PTE_RELEASED) {
 			if (give && pte_payload(e) == RELEASED_RESERVED) {
 				pte_set(r, i, e, pte_make(PTE_RELEASED, RELEASED_GIVEN, 0));
 				(*ngiven)++;
 			}
 			continue;
-		case PTE_PRESENT:
-			unres++;
-			if (e & PTE_HAS_SLOT)
-				drop[(*ndrop)++] = pte_payload(e);
-			break;
-		case PTE_SWAPPED:
-			drop[(*ndrop)++] = pte_payload(e);
-			/* A, C: a swap-in holding the slot keeps it (I9). */
-			if (us->si->busy && us->si->busy(us, pte_payload(e)))
-				STAT_INC(us, discard_during_swapin);
-			break;
-		case PTE_MARKER:
-			STAT_INC(us, discard_during_swapin);
-			break;
-		case PTE_EVICTING:
-			STAT_INC(us, discard_during_evict);
-			break;
-		default:
-			break;
 		}
-		STAT_INC(us, discards);
-		pte_set(r, i, e, pte_make(PTE_RELEASED, payload, 0));
+		unres += discard_entry_locked(us, r, i, e, pte_make(PTE_RELEASED, payload, 0),
+					      drop, ndrop);
 		(*nrel)++;
 		*ngiven += give;
 	}

@@ -34,10 +34,14 @@ pte_t pte_set(struct region *r, size_t idx, pte_t old, pte_t new_)
 /*
  * Sleep until entry @idx changes from @seen (a MARKER or EVICTING value).
  * The caller holds a region reference, which this drops before sleeping:
- * unmap never waits for a sleeper, and the sleeper re-derives everything
- * after waking (I5, I12).  The entry memory stays valid while we sleep
- * because whoever owns the in-flight state holds its own region reference
- * until after the wake-up.
+ * unmap never waits for an owner's sleepers to be served, and the sleeper
+ * re-derives everything after waking (I5, I12).  The entry array must stay
+ * mapped until the futex_wait is over, also in the window between dropping
+ * the reference and sleeping (the owner may finish and an unmap complete
+ * in it): the sleeper is counted in r->sleepers first, and unmap frees the
+ * array only when that count is back to 0 (region_drain).  It gets there
+ * promptly: every owner a sleeper waits for holds a reference, so has
+ * finished (and woken it) when unmap stops waiting for references.
  */
 void pte_wait(struct uswap *us, struct region *r, size_t idx, pte_t seen)
 {
@@ -50,7 +54,14 @@ void pte_wait(struct uswap *us, struct region *r, size_t idx, pte_t seen)
 		region_put(r);
 		return;		/* it changed already: retry */
 	}
+	uintptr_t addr = region_addr(r, idx);
+
+	atomic_fetch_add(&r->sleepers, 1);	/* seq_cst: before the put */
 	region_put(r);
+	HOOK("wait_sleep", us, addr);		/* the window before the sleep */
 	STAT_INC(us, retries);
 	futex_wait(pte_futex(p), (uint32_t)want);
+	/* Dekker with region_drain: dying is set before sleepers is read. */
+	if (atomic_fetch_sub(&r->sleepers, 1) == 1 && atomic_load(&r->dying))
+		futex_wake_all(&r->sleepers);
 }

@@ -316,6 +316,14 @@ void region_drain(struct region *r)
 			break;
 		futex_wait(&r->inflight, n);
 	}
+	/* Then pte_wait's sleepers, still on the entry array (pte.c). */
+	for (;;) {
+		uint32_t n = atomic_load(&r->sleepers);
+
+		if (n == 0)
+			break;
+		futex_wait(&r->sleepers, n);
+	}
 }
 
 /* Give a retired region's slot back (map_lock held). */

@@ -38,7 +38,8 @@ int uswap__validate(struct uswap *us, char *msg, size_t len);
 #ifdef USWAP_TESTING
 /* Called at named points: "fault", "fault_marker", "swapin_marker",
  * "swapin_read", "readahead_read", "wp_dropped", "evict_moved",
- * "evict_stored", "discard_done".  Runs on pager threads (or the API
+ * "evict_stored", "discard_done", "wait_sleep" (pte_wait, between dropping
+ * the region reference and the futex wait).  Runs on pager threads (or the API
  * caller): it may block to force an interleaving, never touch managed
  * memory.  In every swap-in design, "swapin_marker" follows the claims of
  * a swap-in and "fault_marker" is a fault that found its page's swap-in in

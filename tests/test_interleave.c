@@ -21,7 +21,7 @@
  *
  * The scheduler.  Every engine thread that reaches a test hook ("fault",
  * "fault_marker", "swapin_marker", "swapin_read", "readahead_read",
- * "wp_dropped", "evict_moved", "evict_stored", "discard_done") for the
+ * "wp_dropped", "evict_moved", "evict_stored", "discard_done", "wait_sleep") for the
  * page stops there.  The scheduler lets one thing happen at a time, a
  * "step": start an operation's thread, or release one stopped thread.
  * After each step it waits until the process has settled: every other

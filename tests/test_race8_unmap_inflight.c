@@ -14,6 +14,16 @@
  * mapped (B's reference keeps it); unmap still has not returned.
  * Releasing B lets unmap finish: it returns 0 and nothing is left stored.
  *
+ * Part 3 (I12, the sleeper's window).  A fault finds its page EVICTING
+ * and its handler goes to sleep on the entry: it has dropped its region
+ * reference and is stopped ("wait_sleep") before the futex wait.  The
+ * eviction finishes, and the application unmaps the region.  Unmap must
+ * not free the entry array under the handler about to sleep on it: it
+ * waits (observed asleep in futex(2), not returned) until the handler has
+ * been released and left its wait; then it returns 0.  The faulting
+ * thread touched memory being unmapped (the application's bug): it ends
+ * with SIGSEGV or with the data, never hangs.
+ *
  * Part 2.  Rounds of: application threads reading random pages (checking
  * them) while a thread evicts random spans; then, with faults and an
  * eviction held in flight at gates, the readers stop touching (an atomic
@@ -70,6 +80,51 @@ static void test_unmap_during_swapin(void)
 	T_EQ(s.resident_bytes, 0);
 	T_EQ(s.regions, 0);
 	test_validate(us);
+}
+
+/* ---------------------------------------------------------------- part 3 */
+
+static void test_unmap_sleeper_window(void)
+{
+	const size_t npages = 64;
+	const uint64_t idx = 9;
+	unsigned char *mem = uswap_map(us, npages * PG);
+	unsigned char *page = mem + idx * PG;
+	struct api_call po, u;
+	struct probe t;
+	struct sigaction sa;
+
+	T_ASSERT(mem);
+	for (uint64_t i = 0; i < npages; i++)
+		fill_page(mem + i * PG, i, 1);
+	/* The reader may take SIGSEGV once the memory is gone: survive it. */
+	sigaction(SIGBUS, NULL, &sa);
+	T_EQ(sigaction(SIGSEGV, &sa, NULL), 0);
+
+	gate_arm(0, "evict_moved", page, 0);
+	api_start(&po, us, API_PAGEOUT, page, PG);
+	gate_wait(0);				/* page EVICTING */
+	gate_arm(1, "wait_sleep", page, 0);
+	probe_start(&t, page);
+	gate_wait(1);				/* handler: reference dropped, not asleep */
+	gate_release(0);
+	T_EQ(api_join(&po), 1);			/* eviction done, its reference gone */
+
+	api_start(&u, us, API_UNMAP, mem, npages * PG);
+	wait_in_futex(&u, "uswap_unmap to wait for the sleeper");
+	T_EQ(atomic_load(&u.done), 0);		/* the entry array is still there */
+	gate_release(1);
+	T_EQ(api_join(&u), 0);
+	int sig = probe_join(&t);
+	printf("unmap vs a sleeper before its futex wait: unmap waited, returned 0; "
+	       "the reader got %s\n", sig ? "SIGSEGV (memory gone)" : "its data");
+	if (!sig)
+		T_EQ(check_page(t.copy, idx, 1), 0);
+	struct uswap_stats s = ST(us);
+	T_EQ(s.stored_pages, 0);
+	T_EQ(s.regions, 0);
+	test_validate(us);
+	signal(SIGSEGV, SIG_DFL);
 }
 
 /* ---------------------------------------------------------------- part 2 */
@@ -230,7 +285,9 @@ int main(void)
 {
 	us = race_open(64 * MiB, 3, 8);
 	gates_init();
+	probe_install();
 	T_RUN(test_unmap_during_swapin);
+	T_RUN(test_unmap_sleeper_window);
 	T_RUN(test_unmap_under_load);
 	struct uswap_stats s = ST(us);
 	printf("faults %llu swapins %llu swapouts %llu faults_marker %llu faults_unmanaged %llu\n",
