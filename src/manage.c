@@ -133,14 +133,34 @@ int uswap__region(struct uswap *us, int id, uintptr_t *base, size_t *len)
 }
 
 /* Reserve pages [from, to) of @r (PTL held), except the ranges given away:
- * those hold the application's mapping. */
-static int reserve_range_locked(struct region *r, size_t from, size_t to)
+ * those hold the application's mapping.  *@done: the pages before it are
+ * reserved (or given away), also when a mmap fails (vm.max_map_count):
+ * the caller releases exactly those, so entries and mappings stay in step. */
+#ifdef USWAP_TESTING
+_Atomic int uswap__fail_reserve_at;
+
+static bool reserve_fails(void)
 {
+	int n = atomic_load(&uswap__fail_reserve_at);
+
+	while (n > 0 && !atomic_compare_exchange_weak(&uswap__fail_reserve_at, &n, n - 1))
+		;
+	return n == 1;
+}
+#else
+static inline bool reserve_fails(void) { return false; }
+#endif
+
+static int reserve_range_locked(struct region *r, size_t from, size_t to, size_t *done)
+{
+	*done = from;
 	while (from < to) {
 		size_t j = from;
 
 		while (j < to && page_kind(atomic_load(region_pte(r, j))) != USWAP_FOREIGN)
 			j++;
+		if (j > from && reserve_fails())
+			return -ENOMEM;
 		if (j > from &&
 		    mmap((void *)region_addr(r, from), (j - from) << PAGE_SHIFT_, PROT_NONE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
@@ -148,6 +168,7 @@ static int reserve_range_locked(struct region *r, size_t from, size_t to)
 		while (j < to && page_kind(atomic_load(region_pte(r, j))) == USWAP_FOREIGN)
 			j++;
 		from = j;
+		*done = from;
 	}
 	return 0;
 }
@@ -163,10 +184,12 @@ static int release_chunk_locked(struct uswap *us, struct region *r, size_t from,
 {
 	uint32_t payload = give ? RELEASED_GIVEN : RELEASED_RESERVED;
 	uint64_t unres = 0;
-	int err = reserve_range_locked(r, from, to);
+	size_t done;
+	int err = reserve_range_locked(r, from, to, &done);
 
-	if (err)
-		return err;
+	/* What could not be reserved stays managed, as it was: the caller
+	 * reports the error (as munmap(2) itself may fail with ENOMEM). */
+	to = done;
 	for (size_t i = from; i < to; i++) {
 		pte_t e = atomic_load_explicit(region_pte(r, i), memory_order_acquire);
 
@@ -183,7 +206,7 @@ static int release_chunk_locked(struct uswap *us, struct region *r, size_t from,
 		*ngiven += give;
 	}
 	unreserve_pages(us, unres);
-	return 0;
+	return err;
 }
 
 static int release(struct uswap *us, void *addr, size_t len, bool give)

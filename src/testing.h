@@ -47,5 +47,8 @@ int uswap__validate(struct uswap *us, char *msg, size_t len);
 typedef void (*uswap_hook_fn)(const char *point, struct uswap *us,
 			      uintptr_t addr);
 extern _Atomic(uswap_hook_fn) uswap__hook;
+/* Fault injection in uswap__release: when set to N > 0, the N-th
+ * reservation mmap from now fails with ENOMEM (as at vm.max_map_count). */
+extern _Atomic int uswap__fail_reserve_at;
 #endif
 #endif

@@ -124,6 +124,47 @@ static void test_replace(void)
 	munmap(q, 16 * PG);
 }
 
+/*
+ * A release whose reservation fails part-way (mmap ENOMEM, as at
+ * vm.max_map_count): what was reserved is released, the rest stays managed
+ * with its data, entries and mappings in step; the error comes back; a
+ * second release finishes the job.
+ */
+static void test_release_fails(void)
+{
+	unsigned char *p = map_filled(6);
+	size_t run;
+	int id;
+
+	/* Two runs to reserve: [0, 10) and [12, 20), page 10-11 given away. */
+	T_EQ(uswap__replace(us, p + 10 * PG, 2 * PG), 0);
+	unsigned char *q = mmap(p + 10 * PG, 2 * PG, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	T_ASSERT(q == p + 10 * PG);
+	T_ASSERT(uswap_pageout(us, p + 12 * PG, 4 * PG) >= 0);	/* some swapped */
+	atomic_store(&uswap__fail_reserve_at, 2);		/* the second run fails */
+	T_EQ(uswap__release(us, p, 20 * PG), -ENOMEM);
+	atomic_store(&uswap__fail_reserve_at, 0);
+	T_EQ(uswap__kind(us, (uintptr_t)p, 10 * PG, &run, &id), USWAP_RESERVED);
+	T_EQ(run, 10 * PG);
+	T_EQ(uswap__kind(us, (uintptr_t)(p + 12 * PG), 8 * PG, &run, &id), USWAP_MANAGED);
+	T_EQ(run, 8 * PG);
+	T_ASSERT(faults(p + 3 * PG));
+	check_range(p, 12, NPAGES, 6);				/* nothing lost */
+	test_validate(us);
+	check_range(p, 12, 20, 6);				/* resident again */
+	T_EQ(uswap_pageout(us, p + 12 * PG, 8 * PG), 8);	/* and evictable */
+	T_EQ(uswap__release(us, p, 20 * PG), 0);
+	T_EQ(uswap__kind(us, (uintptr_t)(p + 12 * PG), 8 * PG, &run, &id), USWAP_RESERVED);
+	check_range(p, 20, NPAGES, 6);
+	test_validate(us);
+	T_EQ(uswap_unmap(us, p, (size_t)NPAGES * PG), 0);
+	munmap(q, 2 * PG);
+	test_validate(us);
+	printf("release failing part-way: -ENOMEM, 10 pages released, 8 kept with their data; "
+	       "released on the second try\n");
+}
+
 /* Release against a swap-in (prefetch) and an eviction (pageout) in
  * flight: the owners back out and free their slots (I9, I11). */
 struct api_op {
@@ -239,6 +280,7 @@ int main(void)
 	T_RUN(test_release_states);
 	T_RUN(test_release_all);
 	T_RUN(test_replace);
+	T_RUN(test_release_fails);
 	T_RUN(test_release_inflight);
 	T_RUN(test_unmanage);
 	T_RUN(test_copy);
