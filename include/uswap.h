@@ -82,7 +82,7 @@ enum uswap_swapin {
  *   USWAP_READAHEAD      readahead window max, pages 0..256 (default 32)
  *   USWAP_HIGH_WMARK     evictor starts at this % of limit  (default 98)
  *   USWAP_LOW_WMARK      evictor stops at this % of limit   (default 94)
- *   USWAP_WAIT           handler wait: "block" or "spin"    (default block)
+ *   USWAP_WAIT           handler wait: "spin" or "block"    (default spin)
  *   USWAP_SPIN_US        spin time before blocking, us      (default 50)
  *   USWAP_VERBOSE        0 or 1: print the effective config (default 0)
  *   USWAP_USER_MODE_ONLY 0 or 1: if kernel-mode faults may not be handled,

@@ -148,7 +148,7 @@ static int env_word(const char *name, char *dst, size_t dstlen, const char *acce
 int uswap_config_init(struct uswap_config *c, char *err, size_t errlen)
 {
 	long v;
-	char wait[16] = "block", swapin[16] = "marker";
+	char wait[16] = "spin", swapin[16] = "marker";
 	int ret = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -161,7 +161,7 @@ int uswap_config_init(struct uswap_config *c, char *err, size_t errlen)
 	c->readahead_max = 32;
 	c->high_wmark_pct = 98;
 	c->low_wmark_pct = 94;
-	c->wait_mode = USWAP_WAIT_BLOCK;
+	c->wait_mode = USWAP_WAIT_SPIN;	/* DESIGN.md §9 */
 	c->spin_us = 50;
 
 	if ((ret = env_size("USWAP_LIMIT", &c->limit, err, errlen)) ||

@@ -32,7 +32,7 @@ static void test_defaults(void)
 	T_ASSERT(!strcmp(c.compressor, "lz4"));
 	T_EQ(c.threads, 1);
 	T_EQ(c.pool_cap, 0);
-	T_EQ(c.wait_mode, USWAP_WAIT_BLOCK);
+	T_EQ(c.wait_mode, USWAP_WAIT_SPIN);
 	T_EQ(c.swapin, USWAP_SWAPIN_MARKER);
 }
 
@@ -46,7 +46,7 @@ static void test_env(void)
 	setenv("USWAP_COMPRESSOR", "zstd", 1);
 	setenv("USWAP_THREADS", "3", 1);
 	setenv("USWAP_READAHEAD", "0", 1);
-	setenv("USWAP_WAIT", "spin", 1);
+	setenv("USWAP_WAIT", "block", 1);
 	setenv("USWAP_LIMIT", "65536k", 1);
 	setenv("USWAP_SWAPIN", "cache", 1);
 	T_EQ(uswap_config_init(&c, err, sizeof(err)), 0);
@@ -60,7 +60,7 @@ static void test_env(void)
 	T_ASSERT(!strcmp(c.compressor, "zstd"));
 	T_EQ(c.threads, 3);
 	T_EQ(c.readahead_max, 0);
-	T_EQ(c.wait_mode, USWAP_WAIT_SPIN);
+	T_EQ(c.wait_mode, USWAP_WAIT_BLOCK);
 	unsetenv("USWAP_LIMIT");
 	unsetenv("USWAP_POOL_CAP");
 	unsetenv("USWAP_COMPRESSOR");
